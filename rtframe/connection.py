@@ -1,0 +1,365 @@
+"""The per-connection object handed to handlers, and its bounded outbox.
+
+Every frame a connection sends goes through one path, `Connection._push`, so replies
+and broadcasts keep their order. While the client keeps up, a frame is written straight
+through the server's `send` without a task or a queue hop: the send coroutine is stepped
+once in place and almost always finishes there. Only when the server makes it wait (the
+socket's write buffer is full) does the connection park the rest in a bounded deque,
+drained by one task, so a slow client never stalls the broadcaster or its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import uuid
+from collections import deque
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel
+from pydantic_core import to_json
+
+from .exceptions import ConnectionStateError
+
+if TYPE_CHECKING:
+    from .layers.base import Layer
+    from .types import Message, Receive, Scope, Send
+
+logger = logging.getLogger("rtframe.connection")
+
+OverflowPolicy = Literal["drop_oldest", "close"]
+
+#: Close code sent to a client whose outbox overflowed under the "close" policy.
+CLOSE_SLOW_CONSUMER = 4008
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_INTERNAL_ERROR = 1011
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life; every operation checks it."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"  # close() was called while frames were still queued
+    CLOSED = "closed"
+
+
+class State:
+    """Free-form per-connection storage: `conn.state.nickname = "ada"`."""
+
+    def __repr__(self) -> str:
+        return f"State({vars(self)!r})"
+
+
+def encode(message: Any) -> str | bytes:
+    """Turn what a handler sends into the text (or bytes) of one frame."""
+    if isinstance(message, str | bytes):
+        return message
+    if isinstance(message, BaseModel):
+        return message.__pydantic_serializer__.to_json(message).decode()
+    return to_json(message).decode()
+
+
+class Connection:
+    """One WebSocket connection: identity, request data, state and sending.
+
+    Handlers receive it by annotating a parameter with `Connection`. Sending is only
+    allowed between `accept()` and `close()`; anything else raises
+    `ConnectionStateError`.
+    """
+
+    __slots__ = (
+        "_cookies",
+        "_headers",
+        "_layer",
+        "_outbox",
+        "_overflowed",
+        "_pending",
+        "_query",
+        "_send",
+        "_state_ns",
+        "close_code",
+        "dependency_cache",
+        "dropped",
+        "exit_stack",
+        "groups",
+        "id",
+        "outbox_limit",
+        "overflow",
+        "path_params",
+        "receive",
+        "scope",
+        "state_",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        layer: Layer | None = None,
+        path_params: dict[str, Any] | None = None,
+        outbox_limit: int = 256,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> None:
+        self.scope = scope
+        self.receive = receive
+        self._send = send
+        self._layer = layer
+        self.path_params: dict[str, Any] = path_params if path_params is not None else {}
+        self.id: str = uuid.uuid4().hex
+        self.state_ = ConnectionState.CONNECTING
+        self.outbox_limit = outbox_limit
+        self.overflow: OverflowPolicy = overflow
+        self.close_code: int | None = None
+        self.dropped = 0
+        self.groups: set[str] = set()
+        self.dependency_cache: dict[Any, Any] | None = None
+        self.exit_stack: Any = None
+        self._outbox: deque[Message] | None = None
+        self._pending: asyncio.Task[None] | None = None
+        self._overflowed = False
+        self._headers: dict[str, str] | None = None
+        self._cookies: dict[str, str] | None = None
+        self._query: dict[str, str] | None = None
+        self._state_ns: State | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.path!r} {self.state_.value}>"
+
+    # -- request data ------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return str(self.scope.get("path", ""))
+
+    @property
+    def query_params(self) -> Mapping[str, str]:
+        """Query string parameters; the last value wins for repeated names."""
+        if self._query is None:
+            raw = self.scope.get("query_string", b"").decode("latin-1")
+            self._query = dict(parse_qsl(raw, keep_blank_values=True))
+        return self._query
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Handshake headers, names lower-cased; repeated headers are joined with commas."""
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for raw_name, raw_value in self.scope.get("headers", ()):
+                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]},{value}" if name in headers else value
+            self._headers = headers
+        return self._headers
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """Cookies of the handshake request."""
+        if self._cookies is None:
+            cookies: dict[str, str] = {}
+            for chunk in self.headers.get("cookie", "").split(";"):
+                name, sep, value = chunk.partition("=")
+                if sep and name.strip():
+                    cookies[name.strip()] = value.strip().strip('"')
+            self._cookies = cookies
+        return self._cookies
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        client = self.scope.get("client")
+        return (str(client[0]), int(client[1])) if client else None
+
+    @property
+    def state(self) -> State:
+        """Per-connection storage for handlers; created on first use."""
+        if self._state_ns is None:
+            self._state_ns = State()
+        return self._state_ns
+
+    @property
+    def layer(self) -> Layer:
+        if self._layer is None:
+            raise ConnectionStateError(f"{self!r} is not attached to an application's layer")
+        return self._layer
+
+    @property
+    def is_open(self) -> bool:
+        return self.state_ is ConnectionState.OPEN
+
+    # -- handshake and closing ---------------------------------------------------------
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Complete the handshake. Only valid once, before anything is sent."""
+        if self.state_ is not ConnectionState.CONNECTING:
+            raise ConnectionStateError(
+                f"accept() needs a connecting connection, but {self!r} is {self.state_.value}"
+            )
+        message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
+        if headers:
+            message["headers"] = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.state_ = ConnectionState.OPEN
+        await self._send(message)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection; frames queued before the call are still sent first.
+
+        Before `accept()` this refuses the handshake (the server answers HTTP 403).
+        Closing twice is a no-op.
+        """
+        if self.state_ in (ConnectionState.CLOSED, ConnectionState.CLOSING):
+            return
+        self.close_code = code
+        message: Message = {"type": "websocket.close", "code": code, "reason": reason}
+        if self.state_ is ConnectionState.CONNECTING or self._pending is None:
+            self.state_ = ConnectionState.CLOSED
+            try:
+                await self._send(message)
+            except Exception:  # the peer is already gone; closing is what we wanted
+                logger.debug("close of %r failed: peer already gone", self, exc_info=True)
+            return
+        self.state_ = ConnectionState.CLOSING
+        self._queue(message, force=True)
+
+    def mark_disconnected(self, code: int | None) -> None:
+        """Record that the client went away; pending frames are abandoned."""
+        if self.close_code is None:
+            self.close_code = code
+        self.state_ = ConnectionState.CLOSED
+        if self._outbox:
+            self._outbox.clear()
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
+
+    async def wait_flushed(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until frames queued for a still-connected client are written."""
+        pending = self._pending
+        if pending is None or self.state_ not in (ConnectionState.OPEN, ConnectionState.CLOSING):
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(pending), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            logger.info("%r: gave up flushing its outbox after %.1fs", self, timeout)
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def send(self, message: Any) -> None:
+        """Send a model, dict, list, str (text frame) or bytes (binary frame)."""
+        self._check_open()
+        self.deliver(encode(message))
+
+    async def send_text(self, text: str) -> None:
+        self._check_open()
+        self.deliver(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        self._check_open()
+        self.deliver(data)
+
+    def _check_open(self) -> None:
+        if self.state_ is ConnectionState.CONNECTING:
+            raise ConnectionStateError(f"cannot send on {self!r} before accept()")
+        if self.state_ is not ConnectionState.OPEN:
+            raise ConnectionStateError(f"cannot send on {self!r}: it is {self.state_.value}")
+
+    def deliver(self, data: str | bytes) -> None:
+        """Queue an already-encoded frame without waiting; used by broadcasts.
+
+        A closed connection silently ignores it: a broadcast racing a disconnect is not
+        an error.
+        """
+        if self.state_ is not ConnectionState.OPEN:
+            return
+        message: Message = (
+            {"type": "websocket.send", "text": data}
+            if isinstance(data, str)
+            else {"type": "websocket.send", "bytes": data}
+        )
+        if self._pending is None:
+            self._step(self._send(message))
+        else:
+            self._queue(message)
+
+    def _step(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Run the send coroutine in place until it either finishes (the usual case: the
+        # server wrote to its transport) or has to wait; only then pay for a task.
+        # This is what Python 3.12's eager tasks do, written out for 3.11.
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            self._send_failed()
+            return
+        self._pending = asyncio.get_running_loop().create_task(self._finish(coro, waiting_on))
+
+    async def _finish(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        try:
+            await _resume(coro, waiting_on)
+            while self._outbox:
+                message = self._outbox.popleft()
+                await self._send(message)
+                if message["type"] == "websocket.close":
+                    self.state_ = ConnectionState.CLOSED
+                    self._outbox.clear()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._send_failed()
+        finally:
+            self._pending = None
+            self._overflowed = False
+
+    def _queue(self, message: Message, force: bool = False) -> None:
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
+        if not force and len(outbox) >= self.outbox_limit:
+            self.dropped += 1
+            if self.overflow == "close":
+                logger.warning(
+                    "closing %r: outbox full (%d frames), client too slow", self, len(outbox)
+                )
+                outbox.clear()
+                self.close_code = CLOSE_SLOW_CONSUMER
+                self.state_ = ConnectionState.CLOSING
+                outbox.append(
+                    {"type": "websocket.close", "code": CLOSE_SLOW_CONSUMER, "reason": "slow consumer"}
+                )
+                return
+            outbox.popleft()
+            if not self._overflowed:
+                self._overflowed = True
+                logger.warning("%r is too slow: dropping its oldest frames (outbox full)", self)
+        outbox.append(message)
+
+    def _send_failed(self) -> None:
+        logger.debug("send on %r failed; treating the client as gone", self, exc_info=True)
+        self.mark_disconnected(self.close_code)
+
+
+async def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Drive a coroutine that was started outside a task to completion."""
+    while True:
+        try:
+            if waiting_on is None:  # a bare `yield`: give the loop one turn
+                await asyncio.sleep(0)
+            else:
+                waiting_on._asyncio_future_blocking = False
+                await waiting_on
+        except BaseException as exc:  # hand the failure (or our cancellation) to the coroutine
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return

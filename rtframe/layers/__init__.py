@@ -1,0 +1,8 @@
+"""Messaging layers: where group and direct messages travel."""
+
+from __future__ import annotations
+
+from .base import Layer
+from .memory import InMemoryLayer
+
+__all__ = ["InMemoryLayer", "Layer"]

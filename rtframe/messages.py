@@ -1,0 +1,106 @@
+"""Validation of incoming frames, encoding of outgoing values, and the error frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic_core import to_json
+
+from .exceptions import ConfigurationError
+
+ErrorCode = Literal[
+    "invalid_json", "validation_error", "unknown_type", "unsupported_frame", "internal_error"
+]
+
+
+class ErrorDetail(BaseModel):
+    """One problem found in a message, as Pydantic located it."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorFrame(BaseModel):
+    """Sent to a client whose message could not be handled; the connection stays open.
+
+    `code` is one of invalid_json, validation_error, unknown_type, unsupported_frame,
+    internal_error, or a code chosen by the application (`MessageError`).
+    """
+
+    type: Literal["error"] = "error"
+    code: str
+    detail: str
+    errors: list[ErrorDetail] = Field(default_factory=list)
+
+
+def error_frame(code: str, detail: str, errors: Sequence[Any] = ()) -> str:
+    return to_json({"type": "error", "code": code, "detail": detail, "errors": list(errors)}).decode()
+
+
+def message_adapter(models: Sequence[type[BaseModel]], where: str) -> TypeAdapter[Any]:
+    """One adapter for every model a route accepts: a discriminated union when several."""
+    if len(models) == 1:
+        return TypeAdapter(models[0])
+    tags: dict[Any, str] = {}
+    for model in models:
+        field_info = model.model_fields.get("type")
+        literal = getattr(field_info.annotation, "__args__", None) if field_info else None
+        if not field_info or not literal or getattr(field_info.annotation, "__origin__", None) is not Literal:
+            raise ConfigurationError(
+                f"{where} has several receive handlers, so {model.__name__} needs a "
+                "`type: Literal[...]` field to tell its messages apart"
+            )
+        for tag in literal:
+            if tag in tags:
+                raise ConfigurationError(
+                    f"{where}: message type {tag!r} is claimed by both {tags[tag]} and {model.__name__}"
+                )
+            tags[tag] = model.__name__
+    union = Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+    return TypeAdapter(union)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn a Pydantic error from validate_json into the text of one error frame."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=True)
+    first = errors[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return error_frame("invalid_json", f"The frame is not valid JSON: {first['msg']}")
+    if kind == "union_tag_invalid":
+        ctx = first.get("ctx", {})
+        return error_frame(
+            "unknown_type",
+            f"Unknown message type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}",
+        )
+    if kind == "union_tag_not_found":
+        return error_frame("unknown_type", "The message has no 'type' field")
+    if kind == "literal_error" and tuple(first["loc"]) == ("type",):
+        return error_frame("unknown_type", f"Unknown message type: {first['msg']}")
+    details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    return error_frame("validation_error", "The message does not match its schema", details)
+
+
+def build_encoder(annotation: Any) -> Callable[[Any], str]:
+    """Encode a handler's return value according to its return annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        model = annotation
+        serializer = model.__pydantic_serializer__
+
+        def encode_model(value: Any) -> str:
+            if not isinstance(value, model):
+                value = model.model_validate(value)
+            return serializer.to_json(value).decode()
+
+        return encode_model
+    if annotation is Any or annotation is None:
+        return lambda value: value if isinstance(value, str) else to_json(value).decode()
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+
+    def encode_any(value: Any) -> str:
+        return adapter.dump_json(adapter.validate_python(value)).decode()
+
+    return encode_any

@@ -1,0 +1,341 @@
+"""Test an rtframe app in-process: no sockets, no server, plain `async def` tests.
+
+    async with TestClient(app) as client:                # runs startup and shutdown
+        async with client.websocket("/ws/chat/lobby") as ws:
+            await ws.send_json({"type": "say", "text": "hi"})
+            assert (await ws.receive_json())["text"] == "hi"
+
+Every wait has a timeout (2 s unless told otherwise) and fails the test with a message
+saying what it was waiting for, so a missing reply is a red test, never a hung run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from .types import ASGIApp, Message
+
+__all__ = ["HTTPResult", "HandshakeRejected", "TestClient", "WebSocketClosed", "WebSocketSession"]
+
+
+class HandshakeRejected(Exception):
+    """The app refused the WebSocket handshake (a real server would answer HTTP 403)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"handshake rejected with close code {code}{f': {reason}' if reason else ''}")
+        self.code = code
+        self.reason = reason
+
+
+class WebSocketClosed(AssertionError):
+    """The app closed the connection while the test expected a message."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"the app closed the connection with code {code}{f': {reason}' if reason else ''}")
+        self.code = code
+        self.reason = reason
+
+
+class HTTPResult:
+    """Status, headers and body of one in-process HTTP request."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _build_headers(
+    base: Mapping[str, str], headers: Mapping[str, str] | None, cookies: Mapping[str, str] | None
+) -> list[tuple[bytes, bytes]]:
+    merged = {k.lower(): v for k, v in base.items()}
+    merged.update({k.lower(): v for k, v in (headers or {}).items()})
+    if cookies:
+        merged["cookie"] = "; ".join(f"{k}={quote(v, safe='')}" for k, v in cookies.items())
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+
+
+class WebSocketSession:
+    """The client side of one in-process WebSocket connection."""
+
+    def __init__(self, app: ASGIApp, scope: dict[str, Any], timeout: float) -> None:
+        self.app = app
+        self.scope = scope
+        self.timeout = timeout
+        self.accepted = False
+        self.subprotocol: str | None = None
+        self.response_headers: dict[str, str] = {}
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._client_closed = False
+
+    async def _app_receive(self) -> Message:
+        return await self._to_app.get()
+
+    async def _app_send(self, message: Message) -> None:
+        if message["type"] == "websocket.close" and self.accepted:
+            # what a server does after a close frame: the app's next receive says disconnected
+            self._to_app.put_nowait({"type": "websocket.disconnect", "code": message.get("code", 1000)})
+        self._from_app.put_nowait(message)
+
+    async def connect(self) -> None:
+        """Open the connection; raises HandshakeRejected if the app refuses it."""
+        self._task = asyncio.create_task(self.app(self.scope, self._app_receive, self._app_send))
+        self._to_app.put_nowait({"type": "websocket.connect"})
+        message = await self._next("the handshake answer (accept or close)")
+        if message["type"] == "websocket.accept":
+            self.accepted = True
+            self.subprotocol = message.get("subprotocol")
+            self.response_headers = {
+                k.decode("latin-1"): v.decode("latin-1") for k, v in message.get("headers") or ()
+            }
+            return
+        if message["type"] == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            self.close_reason = message.get("reason") or ""
+            await self._wait_app()
+            raise HandshakeRejected(self.close_code or 1000, self.close_reason)
+        raise AssertionError(f"unexpected handshake answer from the app: {message!r}")
+
+    async def _next(self, waiting_for: str, timeout: float | None = None) -> Message:
+        limit = self.timeout if timeout is None else timeout
+        if not self._from_app.empty():
+            return self._from_app.get_nowait()
+        assert self._task is not None, "connect() first"
+        getter = asyncio.ensure_future(self._from_app.get())
+        done, _ = await asyncio.wait({getter, self._task}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        if self._task in done:
+            if not self._from_app.empty():
+                return self._from_app.get_nowait()
+            self._task.result()  # re-raises what the app raised
+            raise AssertionError(f"the app finished without sending {waiting_for}")
+        raise AssertionError(f"timed out after {limit}s waiting for {waiting_for} on {self.scope['path']}")
+
+    async def _wait_app(self) -> None:
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), self.timeout)
+        except TimeoutError:
+            self._task.cancel()
+            raise AssertionError(
+                f"the app did not finish within {self.timeout}s after the connection ended"
+            ) from None
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def send_text(self, text: str) -> None:
+        self._check_open()
+        self._to_app.put_nowait({"type": "websocket.receive", "text": text})
+
+    async def send_bytes(self, data: bytes) -> None:
+        self._check_open()
+        self._to_app.put_nowait({"type": "websocket.receive", "bytes": data})
+
+    async def send_json(self, data: Any) -> None:
+        await self.send_text(json.dumps(data))
+
+    def _check_open(self) -> None:
+        if not self.accepted or self._client_closed or self.close_code is not None:
+            raise AssertionError("the WebSocket is not open")
+
+    # -- receiving --------------------------------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> Message:
+        """The next raw ASGI message the app sent (websocket.send or websocket.close)."""
+        message = await self._next("a message from the app", timeout)
+        if message["type"] == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            self.close_reason = message.get("reason") or ""
+        return message
+
+    async def receive_text(self, timeout: float | None = None) -> str:
+        message = await self.receive(timeout)
+        if message["type"] == "websocket.close":
+            raise WebSocketClosed(self.close_code or 1000, self.close_reason)
+        if message.get("text") is None:
+            raise AssertionError(f"expected a text frame, got {message!r}")
+        return str(message["text"])
+
+    async def receive_bytes(self, timeout: float | None = None) -> bytes:
+        message = await self.receive(timeout)
+        if message["type"] == "websocket.close":
+            raise WebSocketClosed(self.close_code or 1000, self.close_reason)
+        if message.get("bytes") is None:
+            raise AssertionError(f"expected a binary frame, got {message!r}")
+        return bytes(message["bytes"])
+
+    async def receive_json(self, timeout: float | None = None) -> Any:
+        return json.loads(await self.receive_text(timeout))
+
+    async def receive_nothing(self, within: float = 0.05) -> None:
+        """Assert the app sends nothing for `within` seconds."""
+        await asyncio.sleep(within)
+        if not self._from_app.empty():
+            raise AssertionError(f"expected no message, got {self._from_app.get_nowait()!r}")
+
+    async def expect_close(self, code: int | None = None, timeout: float | None = None) -> int:
+        """Wait for the app to close the connection, skipping data frames; check the code."""
+        while True:
+            message = await self.receive(timeout)
+            if message["type"] == "websocket.close":
+                break
+        assert self.close_code is not None
+        if code is not None and self.close_code != code:
+            raise AssertionError(f"expected close code {code}, got {self.close_code} ({self.close_reason!r})")
+        await self._wait_app()
+        return self.close_code
+
+    async def close(self, code: int = 1000) -> None:
+        """Disconnect as a client and wait for the app to finish its teardown."""
+        if self._client_closed:
+            return
+        self._client_closed = True
+        if self.close_code is None:
+            self._to_app.put_nowait({"type": "websocket.disconnect", "code": code})
+        await self._wait_app()
+
+
+class _WebSocketContext:
+    def __init__(self, session: WebSocketSession) -> None:
+        self.session = session
+
+    async def __aenter__(self) -> WebSocketSession:
+        await self.session.connect()
+        return self.session
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.session.close()
+
+
+class TestClient:
+    """Drive an ASGI app (normally a RealtimeApp) in-process.
+
+    Use it as `async with TestClient(app) as client:` to run the app's lifespan startup
+    and shutdown around the test; without `async with`, the app starts on first use.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        timeout: float = 2.0,
+        headers: Mapping[str, str] | None = None,
+        client: tuple[str, int] = ("testclient", 50000),
+    ) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.headers = {"host": "testserver", "origin": "http://testserver", **(headers or {})}
+        self.client = client
+        self._lifespan: asyncio.Task[None] | None = None
+        self._lifespan_in: asyncio.Queue[Message] = asyncio.Queue()
+        self._lifespan_out: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def __aenter__(self) -> TestClient:
+        async def receive() -> Message:
+            return await self._lifespan_in.get()
+
+        async def send(message: Message) -> None:
+            self._lifespan_out.put_nowait(message)
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self._lifespan = asyncio.create_task(self.app(scope, receive, send))
+        self._lifespan_in.put_nowait({"type": "lifespan.startup"})
+        answer = await asyncio.wait_for(self._lifespan_out.get(), self.timeout)
+        if answer["type"] != "lifespan.startup.complete":
+            raise AssertionError(f"app startup failed: {answer.get('message', answer)}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._lifespan is None:
+            return
+        self._lifespan_in.put_nowait({"type": "lifespan.shutdown"})
+        answer = await asyncio.wait_for(self._lifespan_out.get(), self.timeout)
+        await asyncio.wait_for(self._lifespan, self.timeout)
+        if answer["type"] != "lifespan.shutdown.complete" and exc is None:
+            raise AssertionError(f"app shutdown failed: {answer.get('message', answer)}")
+
+    def _scope(
+        self,
+        kind: str,
+        path: str,
+        headers: Mapping[str, str] | None,
+        cookies: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        path, _, query = path.partition("?")
+        return {
+            "type": kind,
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "scheme": "ws" if kind == "websocket" else "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": query.encode(),
+            "headers": _build_headers(self.headers, headers, cookies),
+            "client": self.client,
+            "server": ("testserver", 80),
+            "state": {},
+        }
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        subprotocols: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> _WebSocketContext:
+        """Open a WebSocket: `async with client.websocket("/ws/x") as ws:`."""
+        scope = self._scope("websocket", path, headers, cookies)
+        scope["subprotocols"] = list(subprotocols)
+        return _WebSocketContext(WebSocketSession(self.app, scope, self.timeout if timeout is None else timeout))
+
+    async def get(
+        self, path: str, *, headers: Mapping[str, str] | None = None, cookies: Mapping[str, str] | None = None
+    ) -> HTTPResult:
+        """Make one HTTP GET request in-process."""
+        scope = self._scope("http", path, headers, cookies)
+        scope["method"] = "GET"
+        sent: list[Message] = []
+        request_sent = False
+
+        async def receive() -> Message:
+            nonlocal request_sent
+            if not request_sent:
+                request_sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()  # the request is complete; wait like a server would
+            raise AssertionError("unreachable")
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(self.app(scope, receive, send), self.timeout)
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        headers_out = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", ())}
+        return HTTPResult(start["status"], headers_out, body)
