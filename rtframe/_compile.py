@@ -103,6 +103,13 @@ def _is_scalar(annotation: Any) -> bool:
     return False
 
 
+def _is_async_callable(fn: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    # an instance of a class with `async def __call__` is an async dependency too
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
+
+
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn, include_extras=True)
@@ -143,7 +150,7 @@ def analyse(
             f"dependency {name} is a sync generator; write it as an async generator "
             "(`async def ... yield`) so its teardown can run on the event loop"
         )
-    elif inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+    elif _is_async_callable(fn):
         call_kind = CallKind.ASYNC
     else:
         call_kind = CallKind.SYNC
@@ -187,7 +194,13 @@ def analyse(
             params.append(Param(p.name, Kind.PATH, declared))
         elif annotation is not _MISSING and _is_scalar(annotation):
             params.append(
-                Param(p.name, Kind.QUERY, annotation, default=p.default, adapter=TypeAdapter(annotation))
+                Param(
+                    p.name,
+                    Kind.QUERY,
+                    annotation,
+                    default=p.default,
+                    adapter=TypeAdapter(annotation),
+                )
             )
         else:
             shown = "no annotation" if annotation is _MISSING else f"annotation {annotation!r}"
@@ -282,7 +295,11 @@ class Resolver:
 
     __slots__ = ("overrides", "path_types")
 
-    def __init__(self, overrides: Mapping[Callable[..., Any], Callable[..., Any]], path_types: Mapping[str, type]) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[Callable[..., Any], Callable[..., Any]],
+        path_types: Mapping[str, type],
+    ) -> None:
         self.overrides = overrides
         self.path_types = path_types
 

@@ -59,7 +59,9 @@ class CompiledRoute:
         text = [p for p in spec.receive if p.message_type is not bytes]
         binary = [p for p in spec.receive if p.message_type is bytes]
         if len(binary) > 1:
-            raise ConfigurationError(f"{where} has {len(binary)} binary (bytes) receive handlers; keep one")
+            raise ConfigurationError(
+                f"{where} has {len(binary)} binary (bytes) receive handlers; keep one"
+            )
         seen: dict[Any, str] = {}
         for plan in text:
             if plan.message_type in seen:
@@ -73,8 +75,9 @@ class CompiledRoute:
         self.single = next(iter(self.handlers.values())) if len(self.handlers) == 1 else None
         self.binary = Handler(binary[0]) if binary else None
         queries: dict[str, Param] = {}
-        for plan in (spec.connect, *spec.receive, *spec.disconnect):
-            for p in plan.query_params if plan else ():
+        plans: list[CallPlan | None] = [spec.connect, *spec.receive, *spec.disconnect]
+        for maybe in plans:
+            for p in maybe.query_params if maybe is not None else ():
                 queries.setdefault(p.name, p)
         self.query_params = tuple(queries.values())
 
@@ -190,7 +193,7 @@ class RealtimeApp:
     async def _ensure_started(self) -> None:
         if self._started:
             return
-        if self._starting is None or self._starting.done() and self._starting.exception():
+        if self._starting is None or (self._starting.done() and self._starting.exception()):
             self._starting = asyncio.ensure_future(self.startup())
         await asyncio.shield(self._starting)
 
@@ -295,7 +298,9 @@ class RealtimeApp:
             return False
         return conn.state_ is ConnectionState.OPEN
 
-    async def _call(self, route: CompiledRoute, plan: CallPlan, conn: Connection, message: Any) -> Any:
+    async def _call(
+        self, route: CompiledRoute, plan: CallPlan, conn: Connection, message: Any
+    ) -> Any:
         scope = MessageScope() if plan.has_message_deps else None
         try:
             if plan.params:
@@ -350,18 +355,24 @@ class RealtimeApp:
 
     async def _on_bytes(self, route: CompiledRoute, conn: Connection, data: bytes) -> None:
         if route.binary is None:
-            conn.deliver(error_frame("unsupported_frame", "This endpoint accepts JSON text frames only"))
+            conn.deliver(
+                error_frame("unsupported_frame", "This endpoint accepts JSON text frames only")
+            )
             return
         await self._run(route, route.binary, conn, data)
 
-    async def _run(self, route: CompiledRoute, handler: Handler, conn: Connection, message: Any) -> None:
+    async def _run(
+        self, route: CompiledRoute, handler: Handler, conn: Connection, message: Any
+    ) -> None:
         try:
             result = await self._call(route, handler.plan, conn, message)
             if result is None or handler.encode is None:
                 return
             data = handler.encode(result)
             if handler.group is not None:
-                await (handler.group.layer or self.layer).publish(handler.group.name_for(conn), data)
+                await (handler.group.layer or self.layer).publish(
+                    handler.group.name_for(conn), data
+                )
             elif conn.state_ is ConnectionState.OPEN:
                 conn.deliver(data)
         except MessageError as exc:

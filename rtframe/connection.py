@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel
@@ -203,7 +203,9 @@ class Connection:
             )
         message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers:
-            message["headers"] = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            message["headers"] = [
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+            ]
         self.state_ = ConnectionState.OPEN
         await self._send(message)
 
@@ -282,7 +284,7 @@ class Connection:
             else {"type": "websocket.send", "bytes": data}
         )
         if self._pending is None:
-            self._step(self._send(message))
+            self._step(cast("Coroutine[Any, Any, None]", self._send(message)))
         else:
             self._queue(message)
 
@@ -330,7 +332,11 @@ class Connection:
                 self.close_code = CLOSE_SLOW_CONSUMER
                 self.state_ = ConnectionState.CLOSING
                 outbox.append(
-                    {"type": "websocket.close", "code": CLOSE_SLOW_CONSUMER, "reason": "slow consumer"}
+                    {
+                        "type": "websocket.close",
+                        "code": CLOSE_SLOW_CONSUMER,
+                        "reason": "slow consumer",
+                    }
                 )
                 return
             outbox.popleft()

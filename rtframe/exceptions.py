@@ -53,7 +53,7 @@ class MessageError(RtframeError):
         return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
 
 
-class Reject(Exception):  # noqa: N818 - a control-flow signal, not an error condition
+class Reject(Exception):
     """Refuse or end a connection with a WebSocket close code.
 
     Raised before the handshake is accepted, the server answers HTTP 403. Codes follow

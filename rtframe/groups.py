@@ -49,7 +49,9 @@ class Group:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
         for f in fields:
             if not f.isidentifier():
-                raise ConfigurationError(f"group template {template!r}: {{{f}}} is not a plain name")
+                raise ConfigurationError(
+                    f"group template {template!r}: {{{f}}} is not a plain name"
+                )
         self.template = template
         self.fields = tuple(fields)
         self.layer = layer
@@ -65,7 +67,9 @@ class Group:
         try:
             return self.template.format_map(params)
         except KeyError as exc:
-            raise RtframeError(f"group {self.template!r} needs a value for {exc.args[0]!r}") from None
+            raise RtframeError(
+                f"group {self.template!r} needs a value for {exc.args[0]!r}"
+            ) from None
 
     def name_for(self, conn: Connection) -> str:
         """The concrete group name for a connection, from its path parameters."""
@@ -112,6 +116,8 @@ class Group:
         await (self.layer or layer).publish(name, data)
 
 
-async def send_to_connection(connection_id: str, message: Any, *, layer: Layer | None = None) -> None:
+async def send_to_connection(
+    connection_id: str, message: Any, *, layer: Layer | None = None
+) -> None:
     """Send a message to one connection by id, wherever it is connected."""
     await (layer or default_layer()).send_to(connection_id, encode(message))

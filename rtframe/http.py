@@ -37,7 +37,10 @@ class Request:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", ())}
+        return {
+            k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in self.scope.get("headers", ())
+        }
 
 
 class Response:
@@ -61,7 +64,12 @@ class Response:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
         headers.append((b"content-length", str(len(self.body)).encode()))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else self.body})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"" if scope.get("method") == "HEAD" else self.body,
+            }
+        )
 
 
 class HTMLResponse(Response):
@@ -71,7 +79,9 @@ class HTMLResponse(Response):
 class JSONResponse(Response):
     media_type = "application/json"
 
-    def __init__(self, content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(to_json(content), status, headers)
 
 
@@ -83,4 +93,6 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
-    await Response("Method Not Allowed", status=405, headers={"allow": "GET, HEAD"})(scope, receive, send)
+    await Response("Method Not Allowed", status=405, headers={"allow": "GET, HEAD"})(
+        scope, receive, send
+    )

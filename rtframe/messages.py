@@ -37,7 +37,9 @@ class ErrorFrame(BaseModel):
 
 
 def error_frame(code: str, detail: str, errors: Sequence[Any] = ()) -> str:
-    return to_json({"type": "error", "code": code, "detail": detail, "errors": list(errors)}).decode()
+    return to_json(
+        {"type": "error", "code": code, "detail": detail, "errors": list(errors)}
+    ).decode()
 
 
 def message_adapter(models: Sequence[type[BaseModel]], where: str) -> TypeAdapter[Any]:
@@ -48,7 +50,11 @@ def message_adapter(models: Sequence[type[BaseModel]], where: str) -> TypeAdapte
     for model in models:
         field_info = model.model_fields.get("type")
         literal = getattr(field_info.annotation, "__args__", None) if field_info else None
-        if not field_info or not literal or getattr(field_info.annotation, "__origin__", None) is not Literal:
+        if (
+            not field_info
+            or not literal
+            or getattr(field_info.annotation, "__origin__", None) is not Literal
+        ):
             raise ConfigurationError(
                 f"{where} has several receive handlers, so {model.__name__} needs a "
                 "`type: Literal[...]` field to tell its messages apart"
@@ -56,10 +62,12 @@ def message_adapter(models: Sequence[type[BaseModel]], where: str) -> TypeAdapte
         for tag in literal:
             if tag in tags:
                 raise ConfigurationError(
-                    f"{where}: message type {tag!r} is claimed by both {tags[tag]} and {model.__name__}"
+                    f"{where}: message type {tag!r} is claimed by both {tags[tag]} "
+                    f"and {model.__name__}"
                 )
             tags[tag] = model.__name__
-    union = Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+    # built at runtime from the registered models, so typed as Any for the checker
+    union: Any = Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
     return TypeAdapter(union)
 
 

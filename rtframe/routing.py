@@ -22,7 +22,11 @@ _CONVERTERS: dict[str, tuple[str, type, Callable[[str], Any]]] = {
     "str": ("[^/]+", str, str),
     "int": ("[0-9]+", int, int),
     "float": (r"[0-9]+(?:\.[0-9]+)?", float, float),
-    "uuid": ("[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}", uuid.UUID, uuid.UUID),
+    "uuid": (
+        "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
+        uuid.UUID,
+        uuid.UUID,
+    ),
     "path": (".*", str, str),
 }
 _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?}")
@@ -90,7 +94,9 @@ class WebSocketRouter:
 
     def __init__(self, prefix: str = "") -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ConfigurationError(f"router prefix {prefix!r} must start with '/' and not end with '/'")
+            raise ConfigurationError(
+                f"router prefix {prefix!r} must start with '/' and not end with '/'"
+            )
         self.prefix = prefix
         self._routes: dict[str, RouteSpec] = {}
         # raw registrations, replayed with another prefix by include_router

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -23,11 +23,17 @@ from .types import ASGIApp, Message
 __all__ = ["HTTPResult", "HandshakeRejected", "TestClient", "WebSocketClosed", "WebSocketSession"]
 
 
+async def _run(call: Awaitable[None]) -> None:
+    await call
+
+
 class HandshakeRejected(Exception):
     """The app refused the WebSocket handshake (a real server would answer HTTP 403)."""
 
     def __init__(self, code: int, reason: str = "") -> None:
-        super().__init__(f"handshake rejected with close code {code}{f': {reason}' if reason else ''}")
+        super().__init__(
+            f"handshake rejected with close code {code}{f': {reason}' if reason else ''}"
+        )
         self.code = code
         self.reason = reason
 
@@ -36,7 +42,9 @@ class WebSocketClosed(AssertionError):
     """The app closed the connection while the test expected a message."""
 
     def __init__(self, code: int, reason: str = "") -> None:
-        super().__init__(f"the app closed the connection with code {code}{f': {reason}' if reason else ''}")
+        super().__init__(
+            f"the app closed the connection with code {code}{f': {reason}' if reason else ''}"
+        )
         self.code = code
         self.reason = reason
 
@@ -88,12 +96,16 @@ class WebSocketSession:
     async def _app_send(self, message: Message) -> None:
         if message["type"] == "websocket.close" and self.accepted:
             # what a server does after a close frame: the app's next receive says disconnected
-            self._to_app.put_nowait({"type": "websocket.disconnect", "code": message.get("code", 1000)})
+            self._to_app.put_nowait(
+                {"type": "websocket.disconnect", "code": message.get("code", 1000)}
+            )
         self._from_app.put_nowait(message)
 
     async def connect(self) -> None:
         """Open the connection; raises HandshakeRejected if the app refuses it."""
-        self._task = asyncio.create_task(self.app(self.scope, self._app_receive, self._app_send))
+        self._task = asyncio.create_task(
+            _run(self.app(self.scope, self._app_receive, self._app_send))
+        )
         self._to_app.put_nowait({"type": "websocket.connect"})
         message = await self._next("the handshake answer (accept or close)")
         if message["type"] == "websocket.accept":
@@ -116,7 +128,9 @@ class WebSocketSession:
             return self._from_app.get_nowait()
         assert self._task is not None, "connect() first"
         getter = asyncio.ensure_future(self._from_app.get())
-        done, _ = await asyncio.wait({getter, self._task}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {getter, self._task}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+        )
         if getter in done:
             return getter.result()
         getter.cancel()
@@ -125,7 +139,9 @@ class WebSocketSession:
                 return self._from_app.get_nowait()
             self._task.result()  # re-raises what the app raised
             raise AssertionError(f"the app finished without sending {waiting_for}")
-        raise AssertionError(f"timed out after {limit}s waiting for {waiting_for} on {self.scope['path']}")
+        raise AssertionError(
+            f"timed out after {limit}s waiting for {waiting_for} on {self.scope['path']}"
+        )
 
     async def _wait_app(self) -> None:
         if self._task is None:
@@ -198,7 +214,9 @@ class WebSocketSession:
                 break
         assert self.close_code is not None
         if code is not None and self.close_code != code:
-            raise AssertionError(f"expected close code {code}, got {self.close_code} ({self.close_reason!r})")
+            raise AssertionError(
+                f"expected close code {code}, got {self.close_code} ({self.close_reason!r})"
+            )
         await self._wait_app()
         return self.close_code
 
@@ -221,7 +239,10 @@ class _WebSocketContext:
         return self.session
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.session.close()
 
@@ -259,7 +280,7 @@ class TestClient:
             self._lifespan_out.put_nowait(message)
 
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        self._lifespan = asyncio.create_task(self.app(scope, receive, send))
+        self._lifespan = asyncio.create_task(_run(self.app(scope, receive, send)))
         self._lifespan_in.put_nowait({"type": "lifespan.startup"})
         answer = await asyncio.wait_for(self._lifespan_out.get(), self.timeout)
         if answer["type"] != "lifespan.startup.complete":
@@ -267,7 +288,10 @@ class TestClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._lifespan is None:
             return
@@ -312,10 +336,16 @@ class TestClient:
         """Open a WebSocket: `async with client.websocket("/ws/x") as ws:`."""
         scope = self._scope("websocket", path, headers, cookies)
         scope["subprotocols"] = list(subprotocols)
-        return _WebSocketContext(WebSocketSession(self.app, scope, self.timeout if timeout is None else timeout))
+        return _WebSocketContext(
+            WebSocketSession(self.app, scope, self.timeout if timeout is None else timeout)
+        )
 
     async def get(
-        self, path: str, *, headers: Mapping[str, str] | None = None, cookies: Mapping[str, str] | None = None
+        self,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
     ) -> HTTPResult:
         """Make one HTTP GET request in-process."""
         scope = self._scope("http", path, headers, cookies)
@@ -337,5 +367,7 @@ class TestClient:
         await asyncio.wait_for(self.app(scope, receive, send), self.timeout)
         start = next(m for m in sent if m["type"] == "http.response.start")
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        headers_out = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", ())}
+        headers_out = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", ())
+        }
         return HTTPResult(start["status"], headers_out, body)
