@@ -16,7 +16,7 @@ from .exceptions import (
 )
 from .groups import Group, send_to_connection
 from .http import HTMLResponse, JSONResponse, Request, Response
-from .layers import InMemoryLayer, Layer
+from .layers import InMemoryLayer, Layer, RedisLayer
 from .messages import ErrorFrame
 from .routing import WebSocketRouter
 
@@ -40,6 +40,7 @@ __all__ = [
     "MessageError",
     "OverflowPolicy",
     "RealtimeApp",
+    "RedisLayer",
     "Reject",
     "Request",
     "Response",

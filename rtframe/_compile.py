@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .connection import Connection
-from .di import Depends
+from .di import Dependency
 from .exceptions import ConfigurationError, Reject
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class Param:
     name: str
     kind: Kind
     annotation: Any = None
-    depends: Depends | None = None
+    depends: Dependency | None = None
     default: Any = _MISSING
     adapter: TypeAdapter[Any] | None = None
 
@@ -72,7 +72,7 @@ class CallPlan:
     needs_message: bool = False  # the function or one of its dependencies takes the message
     has_message_deps: bool = False
     query_params: tuple[Param, ...] = ()
-    dependencies: tuple[Depends, ...] = field(default=())
+    dependencies: tuple[Dependency, ...] = field(default=())
 
     @property
     def name(self) -> str:
@@ -111,8 +111,9 @@ def _is_async_callable(fn: Callable[..., Any]) -> bool:
 
 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    target = fn if inspect.isroutine(fn) or isinstance(fn, type) else type(fn).__call__
     try:
-        return typing.get_type_hints(fn, include_extras=True)
+        return typing.get_type_hints(target, include_extras=True)
     except Exception as exc:
         raise ConfigurationError(
             f"cannot resolve the annotations of {describe(fn)}: {exc}. Annotations must name "
@@ -120,11 +121,11 @@ def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
         ) from exc
 
 
-def _split_annotated(annotation: Any) -> tuple[Any, Depends | None]:
+def _split_annotated(annotation: Any) -> tuple[Any, Dependency | None]:
     if get_origin(annotation) is typing.Annotated:
         base, *extras = get_args(annotation)
         for extra in extras:
-            if isinstance(extra, Depends):
+            if isinstance(extra, Dependency):
                 return base, extra
         return base, None
     return annotation, None
@@ -164,7 +165,7 @@ def analyse(
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise ConfigurationError(f"{where}: *args and **kwargs cannot be injected")
         annotation, depends = _split_annotated(hints.get(p.name, _MISSING))
-        if isinstance(p.default, Depends):
+        if isinstance(p.default, Dependency):
             depends = p.default
         if depends is not None:
             params.append(Param(p.name, Kind.DEPENDENCY, annotation, depends))
@@ -234,7 +235,7 @@ def _link_dependencies(
     plan: CallPlan, path_types: Mapping[str, type], seen: tuple[Callable[..., Any], ...], role: Role
 ) -> None:
     queries = [p for p in plan.params if p.kind is Kind.QUERY]
-    deps: list[Depends] = []
+    deps: list[Dependency] = []
     for p in plan.params:
         if p.depends is None:
             continue
@@ -323,7 +324,7 @@ class Resolver:
         return kwargs
 
     async def resolve(
-        self, dep: Depends, conn: Connection, message: Any, scope: MessageScope | None
+        self, dep: Dependency, conn: Connection, message: Any, scope: MessageScope | None
     ) -> Any:
         key = dep.dependency
         if dep.scope == "connection":

@@ -125,6 +125,8 @@ class RealtimeApp:
         self._dynamic: list[CompiledRoute] = []
         self._on_startup: list[Callable[[], Awaitable[None]]] = []
         self._on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        #: Checks run on every handshake before any route's connect handler.
+        self.handshake_checks: list[Callable[[Connection], Awaitable[None]]] = []
         self._started = False
         self._starting: asyncio.Future[None] | None = None
         for router in routers:
@@ -165,6 +167,14 @@ class RealtimeApp:
     def on_shutdown(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         self._on_shutdown.append(fn)
         return fn
+
+    def add_handshake_check(self, check: Callable[[Connection], Awaitable[None]]) -> None:
+        """Run `await check(conn)` on every handshake, before the route's connect handler.
+
+        A check refuses the handshake by raising `Reject` (the server answers HTTP 403);
+        the Django integration uses this for its Origin check.
+        """
+        self.handshake_checks.append(check)
 
     def mount_beside(self, app: ASGIApp) -> RealtimeApp:
         """Serve WebSockets (and this app's own HTTP routes) here, all other HTTP by `app`."""
@@ -281,6 +291,8 @@ class RealtimeApp:
 
     async def _connect(self, route: CompiledRoute, conn: Connection) -> bool:
         try:
+            for check in self.handshake_checks:
+                await check(conn)
             for p in route.query_params:
                 query_value(p, conn)
             plan = route.connect

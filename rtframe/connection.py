@@ -54,6 +54,12 @@ class State:
     def __repr__(self) -> str:
         return f"State({vars(self)!r})"
 
+    if TYPE_CHECKING:  # let type checkers accept any attribute, as the runtime does
+
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
 
 def encode(message: Any) -> str | bytes:
     """Turn what a handler sends into the text (or bytes) of one frame."""
@@ -112,7 +118,7 @@ class Connection:
         self._send = send
         self._layer = layer
         self.path_params: dict[str, Any] = path_params if path_params is not None else {}
-        self.id: str = uuid.uuid4().hex
+        self.id: str = layer.new_connection_id() if layer is not None else uuid.uuid4().hex
         self.state_ = ConnectionState.CONNECTING
         self.outbox_limit = outbox_limit
         self.overflow: OverflowPolicy = overflow

@@ -21,8 +21,8 @@ from typing import Any, Literal
 DependencyScope = Literal["connection", "message"]
 
 
-class Depends:
-    """Declare that a parameter's value comes from calling `dependency`."""
+class Dependency:
+    """The marker `Depends(...)` builds; rtframe reads it when it analyses a signature."""
 
     __slots__ = ("dependency", "scope", "use_cache")
 
@@ -46,4 +46,23 @@ class Depends:
         return f"Depends({name}, scope={self.scope!r})"
 
 
-__all__ = ["DependencyScope", "Depends"]
+def Depends(
+    dependency: Callable[..., Any],
+    *,
+    scope: DependencyScope = "connection",
+    use_cache: bool = True,
+) -> Any:
+    """Declare that a parameter's value comes from calling `dependency`.
+
+    Typed as returning `Any` so `user: User = Depends(get_user)` type-checks; inside
+    `Annotated[User, Depends(get_user)]` the return type does not matter.
+
+    Args:
+        dependency: an async function, sync function (run in a thread) or async generator.
+        scope: "connection" (resolved once per connection) or "message" (once per message).
+        use_cache: reuse the value within its scope when several parameters ask for it.
+    """
+    return Dependency(dependency, scope=scope, use_cache=use_cache)
+
+
+__all__ = ["Dependency", "DependencyScope", "Depends"]

@@ -15,6 +15,7 @@ Semantics every layer keeps:
 from __future__ import annotations
 
 import logging
+import uuid
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,10 @@ class Layer(ABC):
 
     async def stop(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release backend resources; called at application shutdown."""
+
+    def new_connection_id(self) -> str:
+        """A fresh connection id; a cross-process layer makes it name the process."""
+        return uuid.uuid4().hex
 
     # -- local bookkeeping shared by every layer ---------------------------------------
 
