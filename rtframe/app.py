@@ -22,6 +22,7 @@ from .exceptions import ConfigurationError, MessageError, Reject
 from .groups import Group, set_default_layer
 from .http import Endpoint, Request, method_not_allowed, not_found
 from .layers.base import Layer
+from .limits import RateLimit, TokenBucket
 from .layers.memory import InMemoryLayer
 from .messages import build_encoder, describe_validation_error, error_frame, message_adapter
 from .routing import RouteSpec, WebSocketRouter
@@ -32,6 +33,7 @@ logger = logging.getLogger("rtframe")
 E = TypeVar("E", bound=Endpoint)
 
 _INTERNAL_ERROR = error_frame("internal_error", "The server failed to handle the message")
+_RATE_LIMITED = error_frame("rate_limited", "Too many messages; this one was not handled")
 
 
 class Handler:
@@ -56,6 +58,7 @@ class CompiledRoute:
         self.connect = spec.connect
         self.disconnect = tuple(spec.disconnect)
         self.max_message_size = spec.max_message_size or app.max_message_size
+        self.rate_limit = spec.rate_limit or app.rate_limit
         text = [p for p in spec.receive if p.message_type is not bytes]
         binary = [p for p in spec.receive if p.message_type is bytes]
         if len(binary) > 1:
@@ -90,6 +93,7 @@ class RealtimeApp:
         layer: where group and direct messages travel; an `InMemoryLayer` by default.
         http: an ASGI app for HTTP requests no route of this app matches (404 otherwise).
         max_message_size: the largest incoming frame, in bytes; bigger ones close with 1009.
+        rate_limit: incoming frames allowed per connection (`RateLimit`); none by default.
         outbox_limit: frames queued for a slow client before the overflow policy applies.
         overflow: "drop_oldest" (default) or "close" (close code 4008).
     """
@@ -101,6 +105,7 @@ class RealtimeApp:
         layer: Layer | None = None,
         http: ASGIApp | None = None,
         max_message_size: int = 1024 * 1024,
+        rate_limit: RateLimit | None = None,
         outbox_limit: int = 256,
         overflow: OverflowPolicy = "drop_oldest",
         title: str = "rtframe application",
@@ -114,6 +119,7 @@ class RealtimeApp:
         self.layer: Layer = layer if layer is not None else InMemoryLayer()
         self.fallback = http
         self.max_message_size = max_message_size
+        self.rate_limit = rate_limit
         self.outbox_limit = outbox_limit
         self.overflow: OverflowPolicy = overflow
         self.title, self.version, self.description = title, version, description
@@ -325,10 +331,15 @@ class RealtimeApp:
     async def _serve(self, route: CompiledRoute, conn: Connection) -> None:
         receive = conn.receive
         limit = route.max_message_size
+        bucket = TokenBucket(route.rate_limit) if route.rate_limit is not None else None
         while True:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
+                if bucket is not None and not bucket.take():
+                    if await self._over_rate(route, conn):
+                        return
+                    continue
                 text = message.get("text")
                 if text is not None:
                     # a str has at most 4 UTF-8 bytes per character: encode only near the limit
@@ -347,6 +358,16 @@ class RealtimeApp:
             elif kind == "websocket.disconnect":
                 conn.mark_disconnected(message.get("code", 1005))
                 return
+
+    async def _over_rate(self, route: CompiledRoute, conn: Connection) -> bool:
+        """Refuse one frame over the rate limit; True when the connection was closed."""
+        assert route.rate_limit is not None
+        if route.rate_limit.action == "close":
+            logger.info("closing %r: over its rate limit", conn)
+            await conn.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+            return True
+        conn.deliver(_RATE_LIMITED)
+        return False
 
     async def _too_big(self, conn: Connection, limit: int) -> None:
         logger.info("closing %r: frame larger than %d bytes", conn, limit)

@@ -11,7 +11,12 @@ from pydantic_core import to_json
 from .exceptions import ConfigurationError
 
 ErrorCode = Literal[
-    "invalid_json", "validation_error", "unknown_type", "unsupported_frame", "internal_error"
+    "invalid_json",
+    "validation_error",
+    "unknown_type",
+    "unsupported_frame",
+    "rate_limited",
+    "internal_error",
 ]
 
 
@@ -27,7 +32,7 @@ class ErrorFrame(BaseModel):
     """Sent to a client whose message could not be handled; the connection stays open.
 
     `code` is one of invalid_json, validation_error, unknown_type, unsupported_frame,
-    internal_error, or a code chosen by the application (`MessageError`).
+    rate_limited, internal_error, or a code chosen by the application (`MessageError`).
     """
 
     type: Literal["error"] = "error"

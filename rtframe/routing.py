@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from ._compile import CallPlan, analyse
 from .exceptions import ConfigurationError
+from .limits import RateLimit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,6 +87,7 @@ class RouteSpec:
     receive: list[CallPlan] = field(default_factory=list)
     disconnect: list[CallPlan] = field(default_factory=list)
     max_message_size: int | None = None
+    rate_limit: RateLimit | None = None
     summary: str | None = None
 
 
@@ -116,7 +118,12 @@ class WebSocketRouter:
     # -- explicit registration ----------------------------------------------------------
 
     def add_connect_handler(
-        self, path: str, fn: Callable[..., Any], *, max_message_size: int | None = None
+        self,
+        path: str,
+        fn: Callable[..., Any],
+        *,
+        max_message_size: int | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         """Register the function that runs when a client opens `path`.
 
@@ -129,9 +136,10 @@ class WebSocketRouter:
                 f"{spec.path.template!r} already has a connect handler ({spec.connect.name})"
             )
         spec.connect = analyse(fn, role="connect", path_types=spec.path.param_types)
-        if max_message_size is not None:
-            spec.max_message_size = max_message_size
-        self._registrations.append(("connect", path, fn, {"max_message_size": max_message_size}))
+        spec.max_message_size = max_message_size
+        spec.rate_limit = rate_limit
+        options = {"max_message_size": max_message_size, "rate_limit": rate_limit}
+        self._registrations.append(("connect", path, fn, options))
 
     def add_receive_handler(self, path: str, fn: Callable[..., Any]) -> None:
         """Register a function for incoming frames on `path`; its message annotation picks them."""
@@ -160,11 +168,19 @@ class WebSocketRouter:
 
     # -- decorators ---------------------------------------------------------------------
 
-    def route(self, path: str, *, max_message_size: int | None = None) -> Callable[[F], F]:
-        """Decorate the connect handler of `path`."""
+    def route(
+        self,
+        path: str,
+        *,
+        max_message_size: int | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> Callable[[F], F]:
+        """Decorate the connect handler of `path`; options override the app's for this path."""
 
         def decorator(fn: F) -> F:
-            self.add_connect_handler(path, fn, max_message_size=max_message_size)
+            self.add_connect_handler(
+                path, fn, max_message_size=max_message_size, rate_limit=rate_limit
+            )
             return fn
 
         return decorator
