@@ -70,6 +70,9 @@ class CallPlan:
     returns: Any = None  # the return annotation; None when the handler answers nothing
     broadcast: Group | None = None
     needs_message: bool = False  # the function or one of its dependencies takes the message
+    #: No dependencies: every argument is read straight off the connection or the message,
+    #: so a call needs no awaiting before the function itself (the per-message fast path).
+    direct: bool = True
     has_message_deps: bool = False
     query_params: tuple[Param, ...] = ()
     dependencies: tuple[Dependency, ...] = field(default=())
@@ -256,6 +259,7 @@ def _link_dependencies(
         deps.extend(sub.dependencies)
     plan.query_params = tuple(queries)
     plan.dependencies = tuple(deps)
+    plan.direct = not deps
 
 
 _dependency_plans: dict[tuple[Callable[..., Any], frozenset[tuple[str, type]]], CallPlan] = {}
@@ -304,9 +308,8 @@ class Resolver:
         self.overrides = overrides
         self.path_types = path_types
 
-    async def arguments(
-        self, plan: CallPlan, conn: Connection, message: Any, scope: MessageScope | None
-    ) -> dict[str, Any]:
+    def direct_arguments(self, plan: CallPlan, conn: Connection, message: Any) -> dict[str, Any]:
+        """The arguments that need no dependency solving (all of them when `plan.direct`)."""
         kwargs: dict[str, Any] = {}
         for p in plan.params:
             kind = p.kind
@@ -318,9 +321,16 @@ class Resolver:
                 kwargs[p.name] = conn.path_params[p.name]
             elif kind is Kind.QUERY:
                 kwargs[p.name] = query_value(p, conn)
-            else:
-                assert p.depends is not None
-                kwargs[p.name] = await self.resolve(p.depends, conn, message, scope)
+        return kwargs
+
+    async def arguments(
+        self, plan: CallPlan, conn: Connection, message: Any, scope: MessageScope | None
+    ) -> dict[str, Any]:
+        kwargs = self.direct_arguments(plan, conn, message)
+        if not plan.direct:
+            for p in plan.params:
+                if p.depends is not None:
+                    kwargs[p.name] = await self.resolve(p.depends, conn, message, scope)
         return kwargs
 
     async def resolve(

@@ -18,12 +18,12 @@ from .connection import (
     ConnectionState,
     OverflowPolicy,
 )
-from .exceptions import ConfigurationError, MessageError, Reject
+from .exceptions import ConfigurationError, LayerUnavailableError, MessageError, Reject
 from .groups import Group, set_default_layer
 from .http import Endpoint, Request, method_not_allowed, not_found
 from .layers.base import Layer
-from .limits import RateLimit, TokenBucket
 from .layers.memory import InMemoryLayer
+from .limits import RateLimit, TokenBucket
 from .messages import build_encoder, describe_validation_error, error_frame, message_adapter
 from .routing import RouteSpec, WebSocketRouter
 from .types import ASGIApp, Receive, Scope, Send
@@ -34,17 +34,26 @@ E = TypeVar("E", bound=Endpoint)
 
 _INTERNAL_ERROR = error_frame("internal_error", "The server failed to handle the message")
 _RATE_LIMITED = error_frame("rate_limited", "Too many messages; this one was not handled")
+_LAYER_UNAVAILABLE = error_frame(
+    "layer_unavailable",
+    "The messaging backend is unreachable: only members on this server received the message",
+)
 
 
 class Handler:
     """A receive handler ready to run: its plan, its encoder and where its result goes."""
 
-    __slots__ = ("encode", "group", "plan")
+    __slots__ = ("encode", "group", "message_only", "plan")
 
     def __init__(self, plan: CallPlan) -> None:
         self.plan = plan
         self.encode = build_encoder(plan.returns) if plan.returns is not None else None
         self.group: Group | None = plan.broadcast
+        #: The name of the message parameter when it is the handler's only one: the
+        #: commonest handler is then called without building arguments at all.
+        self.message_only: str | None = (
+            plan.message_param if plan.direct and len(plan.params) == 1 else None
+        )
 
 
 class CompiledRoute:
@@ -96,6 +105,8 @@ class RealtimeApp:
         rate_limit: incoming frames allowed per connection (`RateLimit`); none by default.
         outbox_limit: frames queued for a slow client before the overflow policy applies.
         overflow: "drop_oldest" (default) or "close" (close code 4008).
+        asyncapi_path: where the AsyncAPI document is served (None: not served).
+        docs_path: where its HTML page is served (None: not served).
     """
 
     def __init__(
@@ -111,6 +122,8 @@ class RealtimeApp:
         title: str = "rtframe application",
         version: str = "0.1.0",
         description: str | None = None,
+        asyncapi_path: str | None = "/asyncapi.json",
+        docs_path: str | None = "/asyncapi",
     ) -> None:
         if overflow not in ("drop_oldest", "close"):
             raise ConfigurationError(f"overflow must be 'drop_oldest' or 'close', not {overflow!r}")
@@ -138,6 +151,8 @@ class RealtimeApp:
         for router in routers:
             self.include_router(router)
         set_default_layer(self.layer)
+        if asyncapi_path is not None or docs_path is not None:
+            self.serve_asyncapi(asyncapi_path, docs_path)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -181,6 +196,20 @@ class RealtimeApp:
         the Django integration uses this for its Origin check.
         """
         self.handshake_checks.append(check)
+
+    def asyncapi(self, **options: Any) -> dict[str, Any]:
+        """This app's AsyncAPI 3.0 document; options go to `rtframe.asyncapi.generate`."""
+        from .asyncapi import generate
+
+        return dict(generate(self, **options))
+
+    def serve_asyncapi(
+        self, json_path: str | None = "/asyncapi.json", page_path: str | None = "/asyncapi"
+    ) -> None:
+        """Serve the AsyncAPI document at `json_path` and its HTML page at `page_path`."""
+        from .asyncapi.serve import serve
+
+        serve(self, json_path, page_path)
 
     def mount_beside(self, app: ASGIApp) -> RealtimeApp:
         """Serve WebSockets (and this app's own HTTP routes) here, all other HTTP by `app`."""
@@ -397,8 +426,14 @@ class RealtimeApp:
     async def _run(
         self, route: CompiledRoute, handler: Handler, conn: Connection, message: Any
     ) -> None:
+        plan = handler.plan
         try:
-            result = await self._call(route, handler.plan, conn, message)
+            if handler.message_only is not None:
+                result = await plan.fn(**{handler.message_only: message})
+            elif plan.direct:  # no dependencies: skip the resolver's coroutines
+                result = await plan.fn(**route.resolver.direct_arguments(plan, conn, message))
+            else:
+                result = await self._call(route, plan, conn, message)
             if result is None or handler.encode is None:
                 return
             data = handler.encode(result)
@@ -412,6 +447,10 @@ class RealtimeApp:
             conn.deliver(error_frame(exc.code, exc.detail, exc.errors))
         except Reject as exc:
             await conn.close(exc.code, exc.reason)
+        except LayerUnavailableError as exc:
+            # not a bug in the handler: the backend (Redis) is down, local members got it
+            logger.warning("handler %s on %r: %s", handler.plan.name, conn, exc)
+            conn.deliver(_LAYER_UNAVAILABLE)
         except Exception:
             logger.exception("handler %s failed on %r", handler.plan.name, conn)
             conn.deliver(_INTERNAL_ERROR)

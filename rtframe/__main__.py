@@ -1,0 +1,7 @@
+"""`python -m rtframe ...`: the same as the `rtframe` command."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())
