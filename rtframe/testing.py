@@ -16,7 +16,6 @@ import json
 from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 from .types import ASGIApp, Message
 
@@ -69,7 +68,8 @@ def _build_headers(
     merged = {k.lower(): v for k, v in base.items()}
     merged.update({k.lower(): v for k, v in (headers or {}).items()})
     if cookies:
-        merged["cookie"] = "; ".join(f"{k}={quote(v, safe='')}" for k, v in cookies.items())
+        # sent as given, like a browser: cookie values are opaque (signed sessions hold ':')
+        merged["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
 
 

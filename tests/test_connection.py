@@ -48,7 +48,7 @@ async def test_request_data_is_exposed() -> None:
 
     client = TestClient(RealtimeApp([ws]))
     async with client.websocket(
-        "/c/lobby?a=1&b=two", headers={"User-Agent": "pytest"}, cookies={"sessionid": "abc", "theme": "dark mode"}
+        "/c/lobby?a=1&b=two", headers={"User-Agent": "pytest"}, cookies={"sessionid": "abc:1x:sig", "theme": "dark"}
     ) as sock:
         await sock.send_json({})
         reply = await sock.receive_json()
@@ -56,7 +56,7 @@ async def test_request_data_is_exposed() -> None:
     assert seen["params"] == {"room": "lobby"}
     assert seen["query"] == {"a": "1", "b": "two"}
     assert seen["agent"] == "pytest"
-    assert seen["cookies"] == {"sessionid": "abc", "theme": "dark%20mode"}
+    assert seen["cookies"] == {"sessionid": "abc:1x:sig", "theme": "dark"}
     assert seen["client"] == ("testclient", 50000)
     assert reply == {"n": 2, "id": seen["id"]} and len(seen["id"]) == 32
 

@@ -1,0 +1,81 @@
+"""The chat's WebSocket side: one route per room, messages saved and broadcast.
+
+The browser opens `/ws/chat/<room>` with its Django session cookie; rtframe hands the
+logged-in user to each handler as a typed parameter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from rtframe import Connection, Group, Reject, WebSocketRouter
+from rtframe.django import LoginRequired, VerifiedUser, create_app, database_sync_to_async
+
+from .models import Message, Room
+
+ws = WebSocketRouter()
+rooms = Group("chat.{room}")  # one group per room, named from the path parameter
+
+
+class Say(BaseModel):
+    """What a browser sends: `{"type": "say", "text": "hello"}`."""
+
+    type: Literal["say"] = "say"
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class Said(BaseModel):
+    """What every member of the room receives."""
+
+    type: Literal["said"] = "said"
+    id: int
+    user: str
+    text: str
+    at: datetime
+
+    @classmethod
+    def of(cls, message: Message) -> Said:
+        return cls(
+            id=message.pk,
+            user=message.author.get_username(),
+            text=message.text,
+            at=message.created_at,
+        )
+
+
+# The ORM is synchronous: run it in Django's database thread, with stale connections
+# closed around it as Django does for each HTTP request.
+@database_sync_to_async
+def room_exists(slug: str) -> bool:
+    return Room.objects.filter(slug=slug).exists()
+
+
+@database_sync_to_async
+def save_message(slug: str, author_id: int, text: str) -> Said:
+    message = Message.objects.create(
+        room=Room.objects.get(slug=slug), author_id=author_id, text=text
+    )
+    return Said.of(message)
+
+
+@ws.route("/ws/chat/{room}")
+async def join(conn: Connection, room: str, user: LoginRequired) -> None:
+    """Runs on the handshake. `LoginRequired` already refused anonymous visitors."""
+    if not await room_exists(room):
+        raise Reject(4404, f"no room {room!r}")
+    await conn.accept()
+    await rooms.add(conn)  # joins "chat.<room>"; left automatically on disconnect
+
+
+@ws.on_receive("/ws/chat/{room}")
+@rooms.broadcast  # the returned Said goes to everyone in the room, sender included
+async def say(msg: Say, room: str, user: VerifiedUser) -> Said:
+    # VerifiedUser re-reads the session now and then (RTFRAME["USER_RECHECK_SECONDS"]):
+    # after a logout elsewhere, this socket is closed instead of posting as the user.
+    return await save_message(room, user.pk, msg.text)
+
+
+app = create_app([ws])  # layer and limits come from settings.RTFRAME
