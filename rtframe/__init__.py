@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .app import RealtimeApp
+from .asyncapi import sends
 from .connection import CLOSE_SLOW_CONSUMER, Connection, ConnectionState, OverflowPolicy
 from .di import Depends
 from .exceptions import (
@@ -17,6 +18,7 @@ from .exceptions import (
 from .groups import Group, send_to_connection
 from .http import HTMLResponse, JSONResponse, Request, Response
 from .layers import InMemoryLayer, Layer, RedisLayer
+from .limits import RateLimit
 from .messages import ErrorFrame
 from .routing import WebSocketRouter
 
@@ -39,6 +41,7 @@ __all__ = [
     "LayerUnavailableError",
     "MessageError",
     "OverflowPolicy",
+    "RateLimit",
     "RealtimeApp",
     "RedisLayer",
     "Reject",
@@ -48,4 +51,5 @@ __all__ = [
     "WebSocketRouter",
     "__version__",
     "send_to_connection",
+    "sends",
 ]

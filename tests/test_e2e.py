@@ -18,7 +18,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module", params=["websockets-sansio", "wsproto"])
 def chat_port(request: pytest.FixtureRequest) -> Iterator[int]:
-    with uvicorn_server("examples.chat.app:app", args=("--ws", request.param)) as port:
+    # the in-memory layer: the Redis layer runs this example in tests/e2e_redis
+    with uvicorn_server("examples.chat.app:app", env={"REDIS_URL": ""}, args=("--ws", request.param)) as port:
         yield port
 
 

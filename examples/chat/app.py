@@ -5,17 +5,34 @@ Run it with one command from the repository root:
     scripts/chat            # or: uvicorn examples.chat.app:app
 
 then open http://127.0.0.1:8000/ in two browser tabs.
+
+Two processes sharing one Redis (docs/redis.md), each tab on either port:
+
+    REDIS_URL=redis://127.0.0.1:6379/0 uvicorn examples.chat.app:app --port 8000 &
+    REDIS_URL=redis://127.0.0.1:6379/0 uvicorn examples.chat.app:app --port 8001
 """
 
 from __future__ import annotations
 
+import os
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from rtframe import Connection, Group, HTMLResponse, RealtimeApp, Request, WebSocketRouter
+from rtframe import (
+    Connection,
+    Group,
+    HTMLResponse,
+    LayerUnavailableError,
+    RealtimeApp,
+    RedisLayer,
+    Request,
+    WebSocketRouter,
+    sends,
+)
 
 ws = WebSocketRouter()
 rooms = Group("chat.{room}")
@@ -62,14 +79,20 @@ class Welcome(BaseModel):
 
 
 @ws.route(ROOM)
+@sends(Welcome)
+@sends(Notice, group=rooms)
 async def join(conn: Connection, room: str, nick: str = "guest") -> None:
     """Accept everyone; the nickname comes from the `nick` query parameter."""
     nick = nick.strip()[:32] or "guest"
     conn.state.nick = nick
+    # Join and announce before accepting: a connection that is not open yet does not hear
+    # its own notice, and once the handshake completes it is in the room in every process
+    # (with the Redis layer, `add` returns when Redis confirmed the subscription).
+    await rooms.add(conn)
+    with suppress(LayerUnavailableError):  # Redis down: only this process hears the notice
+        await rooms.broadcast(Notice(text=f"{nick} joined"), room=room)
     await conn.accept()
     await conn.send(Welcome(nick=nick, room=room))
-    await rooms.broadcast(Notice(text=f"{nick} joined"), room=room)
-    await rooms.add(conn)
 
 
 @ws.on_receive(ROOM)
@@ -87,12 +110,19 @@ async def rename(msg: Rename, conn: Connection) -> Notice:
 
 
 @ws.on_disconnect(ROOM)
+@sends(Notice, group=rooms)
 async def leave(conn: Connection, room: str) -> None:
     await rooms.discard(conn)
     await rooms.broadcast(Notice(text=f"{conn.state.nick} left"), room=room)
 
 
-app = RealtimeApp(routers=[ws], title="rtframe chat example", version="1.0.0")
+# With REDIS_URL set, every process serving the chat shares its rooms through Redis.
+layer = (
+    RedisLayer(os.environ["REDIS_URL"], prefix=os.environ.get("CHAT_REDIS_PREFIX", "chat"))
+    if os.environ.get("REDIS_URL")
+    else None
+)
+app = RealtimeApp(routers=[ws], layer=layer, title="rtframe chat example", version="1.0.0")
 
 PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from .base import Layer
 from .memory import InMemoryLayer
+from .redis import RedisLayer
 
-__all__ = ["InMemoryLayer", "Layer"]
+__all__ = ["InMemoryLayer", "Layer", "RedisLayer"]
