@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -32,6 +32,8 @@ logger = logging.getLogger("rtframe")
 
 E = TypeVar("E", bound=Endpoint)
 
+# An Enum member read off its class costs ~0.1 us on 3.11; the per-frame path uses this.
+_OPEN = ConnectionState.OPEN
 _INTERNAL_ERROR = error_frame("internal_error", "The server failed to handle the message")
 _RATE_LIMITED = error_frame("rate_limited", "Too many messages; this one was not handled")
 _LAYER_UNAVAILABLE = error_frame(
@@ -382,7 +384,7 @@ class RealtimeApp:
                         await self._too_big(conn, limit)
                         return
                     await self._on_bytes(route, conn, data)
-                if conn.state_ is not ConnectionState.OPEN:
+                if conn.state_ is not _OPEN:
                     return
             elif kind == "websocket.disconnect":
                 conn.mark_disconnected(message.get("code", 1005))
@@ -441,7 +443,7 @@ class RealtimeApp:
                 await (handler.group.layer or self.layer).publish(
                     handler.group.name_for(conn), data
                 )
-            elif conn.state_ is ConnectionState.OPEN:
+            elif conn.state_ is _OPEN:
                 conn.deliver(data)
         except MessageError as exc:
             conn.deliver(error_frame(exc.code, exc.detail, exc.errors))
@@ -475,10 +477,6 @@ class RealtimeApp:
                 await conn.exit_stack.aclose()
             except Exception:
                 logger.exception("teardown of a dependency of %r failed", conn)
-
-
-def routes_of(app: RealtimeApp) -> Sequence[CompiledRoute]:
-    return tuple(app.routes)
 
 
 __all__ = ["CompiledRoute", "Handler", "Kind", "RealtimeApp"]
