@@ -35,10 +35,14 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.
 
 
 @contextmanager
-def uvicorn_server(
+def uvicorn_process(
     app: str, *, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
-) -> Iterator[int]:
-    """Run `uvicorn <app>` on a free loopback port; yields the port, stops it afterwards."""
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Run `uvicorn <app>` on a free loopback port; yields (port, process), stops it afterwards.
+
+    The process is exposed so a test can kill it the hard way; stopping an already dead
+    process is fine.
+    """
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
@@ -50,13 +54,23 @@ def uvicorn_server(
     )
     try:
         wait_for_port(port, proc)
-        yield port
+        yield port, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+@contextmanager
+def uvicorn_server(
+    app: str, *, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[int]:
+    """Run `uvicorn <app>` on a free loopback port; yields the port."""
+    with uvicorn_process(app, env=env, args=args) as (port, _):
+        yield port

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.layers.redis_servers import REDIS_URL, require_redis
-from tests.servers import ROOT, free_port, uvicorn_server, wait_for_port
+from tests.servers import uvicorn_process, uvicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -30,38 +28,8 @@ APP = "tests.e2e_redis.app:app"
 @contextmanager
 def server(prefix: str, **env: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`uvicorn` on the Redis layer; yields (port, process) so a test can also kill it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            APP,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "REDIS_URL": REDIS_URL, "RTFRAME_PREFIX": prefix, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield port, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+    with uvicorn_process(APP, env={"REDIS_URL": REDIS_URL, "RTFRAME_PREFIX": prefix, **env}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
