@@ -299,7 +299,7 @@ class _Builder:
             if group is not None:
                 use = self.group_use(group)
                 use.payloads.append(payload)
-                use.sources.append(f"`{name}`")
+                use.sources.append(f"`{name}` (declared with `@sends`)")
                 continue
             op = next((o for o in info.ops if o.verb == "send" and o.payloads == [payload]), None)
             if op is None:

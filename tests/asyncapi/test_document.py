@@ -198,7 +198,7 @@ def test_each_reachable_group_is_a_send_operation(doc: dict[str, Any]) -> None:
         "summary": "Broadcast to the members of group `room.{room_id}`.",
         "description": (
             "Every connection in group `room.{room_id}` receives these messages, whichever "
-            "route it connected to. Sent by: the return value of `draw`, `join`."
+            "route it connected to. Sent by: the return value of `draw`, `join` (declared with `@sends`)."
         ),
         "messages": msgs(BOARD, "Joined", "Stroke"),
         "security": SECURED,
