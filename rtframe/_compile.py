@@ -41,6 +41,11 @@ class Kind(enum.Enum):
     DEPENDENCY = "dependency"
 
 
+# Reading an Enum member off its class costs ~0.1 us on Python 3.11 (a descriptor call);
+# the per-message argument builder compares against these module constants instead.
+_MESSAGE, _CONNECTION, _PATH, _QUERY = Kind.MESSAGE, Kind.CONNECTION, Kind.PATH, Kind.QUERY
+
+
 class CallKind(enum.Enum):
     ASYNC = "async"
     SYNC = "sync"
@@ -313,13 +318,13 @@ class Resolver:
         kwargs: dict[str, Any] = {}
         for p in plan.params:
             kind = p.kind
-            if kind is Kind.MESSAGE:
+            if kind is _MESSAGE:
                 kwargs[p.name] = message
-            elif kind is Kind.CONNECTION:
+            elif kind is _CONNECTION:
                 kwargs[p.name] = conn
-            elif kind is Kind.PATH:
+            elif kind is _PATH:
                 kwargs[p.name] = conn.path_params[p.name]
-            elif kind is Kind.QUERY:
+            elif kind is _QUERY:
                 kwargs[p.name] = query_value(p, conn)
         return kwargs
 

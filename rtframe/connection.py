@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel
@@ -46,6 +46,17 @@ class ConnectionState(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"  # close() was called while frames were still queued
     CLOSED = "closed"
+
+
+# Reading an Enum member off its class costs about 0.1 us on Python 3.11 (a descriptor
+# call); the per-frame path compares against this module constant instead.
+_OPEN = ConnectionState.OPEN
+
+# The last frame delivered and its ASGI message. A broadcast hands the same encoded text
+# to every member, so the message dict is built once per broadcast instead of once per
+# member (about a fifth of what a delivery costs rtframe). Nothing mutates a message
+# after it is built, so members can share it; holding the last frame is the only cost.
+_last_frame: list[Any] = [None, None]
 
 
 class State:
@@ -271,10 +282,11 @@ class Connection:
         self.deliver(data)
 
     def _check_open(self) -> None:
+        if self.state_ is _OPEN:
+            return
         if self.state_ is ConnectionState.CONNECTING:
             raise ConnectionStateError(f"cannot send on {self!r} before accept()")
-        if self.state_ is not ConnectionState.OPEN:
-            raise ConnectionStateError(f"cannot send on {self!r}: it is {self.state_.value}")
+        raise ConnectionStateError(f"cannot send on {self!r}: it is {self.state_.value}")
 
     def deliver(self, data: str | bytes) -> None:
         """Queue an already-encoded frame without waiting; used by broadcasts.
@@ -282,30 +294,37 @@ class Connection:
         A closed connection silently ignores it: a broadcast racing a disconnect is not
         an error.
         """
-        if self.state_ is not ConnectionState.OPEN:
+        if self.state_ is not _OPEN:
             return
-        message: Message = (
-            {"type": "websocket.send", "text": data}
-            if isinstance(data, str)
-            else {"type": "websocket.send", "bytes": data}
-        )
-        if self._pending is None:
-            self._step(cast("Coroutine[Any, Any, None]", self._send(message)))
+        last = _last_frame
+        if data is last[0]:
+            message: Message = last[1]
         else:
+            message = (
+                {"type": "websocket.send", "text": data}
+                if isinstance(data, str)
+                else {"type": "websocket.send", "bytes": data}
+            )
+            last[0], last[1] = data, message
+        if self._pending is not None:
             self._queue(message)
-
-    def _step(self, coro: Coroutine[Any, Any, None]) -> None:
+            return
         # Run the send coroutine in place until it either finishes (the usual case: the
         # server wrote to its transport) or has to wait; only then pay for a task.
-        # This is what Python 3.12's eager tasks do, written out for 3.11.
+        # This is what Python 3.12's eager tasks do, written out for 3.11, inline because
+        # it runs for every frame and every member of a broadcast. The coroutine is
+        # stepped by a for loop over its __await__ iterator rather than coro.send(None):
+        # the loop absorbs the end of the coroutine without raising StopIteration, which
+        # saves about a fifth of a delivery's cost. The body runs only if it must wait.
+        coro: Coroutine[Any, Any, None] = self._send(message)  # type: ignore[assignment]
         try:
-            waiting_on = coro.send(None)
-        except StopIteration:
-            return
+            for waiting_on in coro.__await__():
+                self._pending = asyncio.get_running_loop().create_task(
+                    self._finish(coro, waiting_on)
+                )
+                return
         except Exception:
             self._send_failed()
-            return
-        self._pending = asyncio.get_running_loop().create_task(self._finish(coro, waiting_on))
 
     async def _finish(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
         try:

@@ -1,0 +1,1 @@
+"""The servers under test; each module exposes `echo`, `fanout` ASGI apps."""
