@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -138,3 +139,36 @@ def machine() -> str:
         f"channels {version('channels')}, Django {version('django')}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
+
+
+def base_parser(doc: str | None, quick_help: str) -> argparse.ArgumentParser:
+    """The options every network benchmark takes."""
+    p = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--apps", default=",".join(APPS), help="comma-separated: bare,rtframe,channels")
+    p.add_argument("--ws", default=",".join(IMPLS), help="uvicorn --ws implementations")
+    p.add_argument("--repeat", type=int, default=1, help="runs per case; the median is shown")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    return p
+
+
+def add_window_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per case")
+
+
+def run_cli(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    quick: Callable[[argparse.Namespace], None],
+    run_and_report: Callable[[argparse.Namespace], str],
+) -> str:
+    """Parse, apply --quick, print the machine to stderr and the report to stdout."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        quick(args)
+    print(machine(), file=sys.stderr)
+    text = run_and_report(args)
+    print(text, flush=True)
+    return text

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from ._common import percentile
+from ._common import percentile, table
 from ._loadgen import Report
 
 
@@ -178,3 +178,36 @@ def for_each_case(
 
 def medians(runs: dict[tuple[str, str], list[Outcome]]) -> list[Outcome]:
     return [median_outcomes(outcomes) for outcomes in runs.values()]
+
+
+def throughput_report(
+    title: str, rate: str, plural: str, singular: str, runs: dict[tuple[str, str], list[Outcome]]
+) -> str:
+    """The table of medians, the paired ratios and any errors of an echo or fan-out run."""
+    outcomes = medians(runs)
+    rows = [
+        [o.impl, o.app, o.rate, o.p50_ms, o.p99_ms, o.server_ms_per_1k, o.server_user_ms_per_1k, o.server_cores,
+         o.generator_cores, o.other_cores]
+        for o in outcomes
+    ]  # fmt: skip
+    out = [
+        title,
+        "",
+        table(
+            ["--ws", "server", rate, "p50 ms", "p99 ms", f"server CPU ms/1k {plural}",
+             "of which user", "server cores", "generator cores", "other load (cores)"],
+            rows,
+        ),
+        "",
+        "Ratios pair run i of each server with run i of the bare app (they ran back to back):",
+        "median over the runs, lowest-highest in brackets.",
+        "",
+        table(
+            ["--ws", "ratio", rate, f"server CPU per {singular}", f"user CPU per {singular}"],
+            ratio_rows(runs),
+        ),
+    ]  # fmt: skip
+    errors = [f"{o.impl}/{o.app}: {e}" for o in outcomes for e in o.errors]
+    if errors:
+        out += ["", "Errors:", *errors]
+    return "\n".join(out)

@@ -18,17 +18,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import APPS, IMPLS, machine, raise_fd_limit, serve, table
+from benchmarks._common import add_window_arguments, base_parser, raise_fd_limit, run_cli, serve
 from benchmarks._loadgen import fanout_worker
 from benchmarks._runner import (
     OtherLoad,
     Outcome,
     for_each_case,
     generators,
-    medians,
     merge,
-    ratio_rows,
     sleep_until,
+    throughput_report,
 )
 
 
@@ -56,68 +55,31 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str], list[Outcome]]:
 
 
 def report(runs: dict[tuple[str, str], list[Outcome]], args: argparse.Namespace) -> str:
-    outcomes = medians(runs)
-    rows = [
-        [o.impl, o.app, o.rate, o.p50_ms, o.p99_ms, o.server_ms_per_1k, o.server_user_ms_per_1k, o.server_cores,
-         o.generator_cores, o.other_cores]
-        for o in outcomes
-    ]  # fmt: skip
-    out = [
-        f"## Fan-out: 1 publisher, {args.members} members, {args.duration:g} s window after "
-        f"{args.warmup:g} s warm-up, median of {args.repeat}",
-        "",
-        table(
-            [
-                "--ws",
-                "server",
-                "deliveries/s",
-                "p50 ms",
-                "p99 ms",
-                "server CPU ms/1k deliveries",
-                "of which user",
-                "server cores",
-                "generator cores",
-                "other load (cores)",
-            ],
-            rows,
+    return throughput_report(
+        (
+            f"## Fan-out: 1 publisher, {args.members} members, {args.duration:g} s window after "
+            f"{args.warmup:g} s warm-up, median of {args.repeat}"
         ),
-        "",
-        "Ratios pair run i of each server with run i of the bare app (they ran back to back):",
-        "median over the runs, lowest-highest in brackets.",
-        "",
-        table(
-            ["--ws", "ratio", "deliveries/s", "server CPU per delivery", "user CPU per delivery"],
-            ratio_rows(runs),
-        ),
-    ]
-    errors = [f"{o.impl}/{o.app}: {e}" for o in outcomes for e in o.errors]
-    if errors:
-        out += ["", "Errors:", *errors]
-    return "\n".join(out)
+        "deliveries/s",
+        "deliveries",
+        "delivery",
+        runs,
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--apps", default=",".join(APPS), help="comma-separated: bare,rtframe,channels")
-    p.add_argument("--ws", default=",".join(IMPLS), help="uvicorn --ws implementations")
+    p = base_parser(__doc__, "short runs (1 s warm-up, 3 s window)")
     p.add_argument("--members", type=int, default=1000)
-    p.add_argument("--warmup", type=float, default=2.0)
-    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per case")
-    p.add_argument("--repeat", type=int, default=1, help="runs per case; the median is shown")
-    p.add_argument("--quick", action="store_true", help="short runs (1 s warm-up, 3 s window)")
+    add_window_arguments(p)
     return p
 
 
+def _quick(args: argparse.Namespace) -> None:
+    args.warmup, args.duration = 1.0, 3.0
+
+
 def main(argv: list[str] | None = None) -> str:
-    args = parser().parse_args(argv)
-    if args.quick:
-        args.warmup, args.duration = 1.0, 3.0
-    print(machine(), file=sys.stderr)
-    text = report(run(args), args)
-    print(text, flush=True)
-    return text
+    return run_cli(parser(), argv, _quick, lambda args: report(run(args), args))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
 import uvloop
 
 from benchmarks._client import connect_many
-from benchmarks._common import APPS, HOST, IMPLS, Server, machine, raise_fd_limit, serve, table
+from benchmarks._common import HOST, Server, base_parser, raise_fd_limit, run_cli, serve, table
 from benchmarks._loadgen import echo_frame
 
 Row = tuple[str, str, float, float, float]  # impl, app, KiB/conn, RSS before, RSS after (MiB)
@@ -90,26 +90,18 @@ def report(rows: list[Row], args: argparse.Namespace) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--apps", default=",".join(APPS), help="comma-separated: bare,rtframe,channels")
-    p.add_argument("--ws", default=",".join(IMPLS), help="uvicorn --ws implementations")
+    p = base_parser(__doc__, "1000 connections, 1 s settle")
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--settle", type=float, default=2.0, help="seconds to wait before reading RSS")
-    p.add_argument("--repeat", type=int, default=1, help="runs per case; the median is shown")
-    p.add_argument("--quick", action="store_true", help="1000 connections, 1 s settle")
     return p
 
 
+def _quick(args: argparse.Namespace) -> None:
+    args.connections, args.settle = 1000, 1.0
+
+
 def main(argv: list[str] | None = None) -> str:
-    args = parser().parse_args(argv)
-    if args.quick:
-        args.connections, args.settle = 1000, 1.0
-    print(machine(), file=sys.stderr)
-    text = report(run(args), args)
-    print(text, flush=True)
-    return text
+    return run_cli(parser(), argv, _quick, lambda args: report(run(args), args))
 
 
 if __name__ == "__main__":
