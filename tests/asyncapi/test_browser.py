@@ -8,28 +8,17 @@ app's own loopback server go through, anything else is recorded and aborted.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Route, async_playwright
+from playwright.async_api import Route
 
+from ..browser import chromium
 from ..servers import uvicorn_server
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.mark.e2e
 async def test_the_page_renders_offline(tmp_path: Path) -> None:
-    assert shutil.which("chromium") == CHROMIUM, "install Debian's chromium (scripts/test does)"
     with uvicorn_server("tests.asyncapi.feature_app:app") as port:
         origin = f"http://127.0.0.1:{port}"
         elsewhere: list[str] = []
@@ -41,27 +30,23 @@ async def test_the_page_renders_offline(tmp_path: Path) -> None:
                 elsewhere.append(route.request.url)
                 await route.abort("internetdisconnected")
 
-        async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = await browser.new_page(viewport={"width": 1280, "height": 900})
-                await page.route("**/*", only_loopback)
-                response = await page.goto(f"{origin}/asyncapi", wait_until="load")
-                assert response is not None and response.status == 200
-                title = await page.title()
-                channels = await page.locator("section.channel > h3 > code").all_inner_texts()
-                operations = await page.locator(".operation > code").all_inner_texts()
-                draw_fields = await page.locator(
-                    "#message-Draw table tr td:first-child"
-                ).all_inner_texts()
-                schemas = await page.locator("section.schema > h3").all_inner_texts()
-                reply = await page.locator(
-                    "[id='operation-ws_rooms_room_id_board.receive.Ping']"
-                ).inner_text()
-                shot = tmp_path / "asyncapi.png"
-                await page.screenshot(path=str(shot), full_page=True)
-            finally:
-                await browser.close()
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await page.route("**/*", only_loopback)
+            response = await page.goto(f"{origin}/asyncapi", wait_until="load")
+            assert response is not None and response.status == 200
+            title = await page.title()
+            channels = await page.locator("section.channel > h3 > code").all_inner_texts()
+            operations = await page.locator(".operation > code").all_inner_texts()
+            draw_fields = await page.locator(
+                "#message-Draw table tr td:first-child"
+            ).all_inner_texts()
+            schemas = await page.locator("section.schema > h3").all_inner_texts()
+            reply = await page.locator(
+                "[id='operation-ws_rooms_room_id_board.receive.Ping']"
+            ).inner_text()
+            shot = tmp_path / "asyncapi.png"
+            await page.screenshot(path=str(shot), full_page=True)
 
     assert elsewhere == []
     assert title == "Feature board - AsyncAPI"
