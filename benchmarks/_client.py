@@ -50,7 +50,7 @@ class WSClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        transport.write(self.request)
+        transport.write(self.request)  # type: ignore[attr-defined]  # a stream transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():

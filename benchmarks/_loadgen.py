@@ -216,7 +216,11 @@ async def _fanout(port: int, members: int, window: Window, server_pid: int | Non
         sub.on_frame = on_frame
     # Check once that what arrives is the published message (not an error frame).
     first: list[bytes] = []
-    subs[0].on_frame = lambda payload: (first.append(payload), on_frame(payload))[-1]
+    def keep_first(payload: bytes) -> None:
+        first.append(payload)
+        on_frame(payload)
+
+    subs[0].on_frame = keep_first
 
     server = psutil.Process(server_pid) if server_pid else None
     me = psutil.Process()

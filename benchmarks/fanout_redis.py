@@ -185,7 +185,11 @@ async def measure(
 
     for sub in subs:
         sub.on_frame = on_frame
-    subs[-1].on_frame = lambda payload: (first.append(payload), on_frame(payload))[-1]
+    def keep_first(payload: bytes) -> None:
+        first.append(payload)
+        on_frame(payload)
+
+    subs[-1].on_frame = keep_first
 
     me = psutil.Process()
     start = perf() + warmup

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import statistics
 import sys
@@ -29,11 +30,16 @@ from benchmarks._loadgen import echo_frame
 Row = tuple[str, str, float, float, float]  # impl, app, KiB/conn, RSS before, RSS after (MiB)
 
 
+def _answer(fut: asyncio.Future[bytes], payload: bytes) -> None:
+    if not fut.done():
+        fut.set_result(payload)
+
+
 async def _measure(server: Server, connections: int, settle: float) -> tuple[int, int]:
     warm = await connect_many(HOST, server.port, "/echo", 50)
     answered = [asyncio.get_running_loop().create_future() for _ in warm]
     for conn, fut in zip(warm, answered, strict=True):
-        conn.on_frame = lambda payload, fut=fut: fut.done() or fut.set_result(payload)
+        conn.on_frame = functools.partial(_answer, fut)
         conn.send_text(echo_frame(1))
     await asyncio.wait_for(asyncio.gather(*answered), 20)
     for conn in warm:
