@@ -15,6 +15,13 @@ or evaluated: a payload that does not parse is logged and dropped.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..exceptions import ConfigurationError
+
+S = TypeVar("S")
+K = TypeVar("K")
 
 TEXT = b"T"
 BINARY = b"B"
@@ -90,3 +97,23 @@ def unpack_direct(payload: bytes) -> tuple[str, str | bytes]:
     except UnicodeDecodeError:
         raise MalformedPayload("a connection id that is not ASCII") from None
     return target, _frame(payload[:1], payload, end + 1)
+
+
+def client_from_url(
+    url: str,
+    *,
+    cluster: bool,
+    single: Callable[..., S],
+    clustered: Callable[..., K],
+    retry: Any,
+) -> S | K:
+    """A redis-py client (async or sync, as the factories given) for the layer's URL.
+
+    `single` and `clustered` are the `from_url` of the client classes to use; `retry`
+    their `Retry`. One quick retry covers a pooled connection that died with a restarted
+    Redis; more would only delay the LayerUnavailableError a caller should see.
+    """
+    try:
+        return clustered(url, retry=retry) if cluster else single(url, retry=retry)
+    except ValueError as exc:
+        raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from None

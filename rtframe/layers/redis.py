@@ -130,17 +130,13 @@ class RedisLayer(Layer):
         self._owns_client = client is None
         if client is None:
             assert url is not None
-            # One quick retry covers a pooled connection that died with a restarted Redis;
-            # more would only delay the LayerUnavailableError a caller should see.
-            retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1)
-            try:
-                client = (
-                    RedisCluster.from_url(url, retry=retry)
-                    if cluster
-                    else Redis.from_url(url, retry=retry)
-                )
-            except ValueError as exc:
-                raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from None
+            client = wire.client_from_url(
+                url,
+                cluster=cluster,
+                single=Redis.from_url,
+                clustered=RedisCluster.from_url,
+                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+            )
         self.client: Redis | RedisCluster = client
         self.cluster = isinstance(client, RedisCluster)
         self.node_id = wire.new_node_id()
