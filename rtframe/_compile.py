@@ -232,7 +232,7 @@ def analyse(
         message_param=message_param,
         needs_message=message_param is not None,
     )
-    _link_dependencies(plan, path_types, (*_seen, fn), role)
+    _link_dependencies(plan, path_types, (*_seen, fn))
     if role in ("connect", "receive", "disconnect"):
         returns = hints.get("return", Any)
         plan.returns = None if returns is type(None) else returns
@@ -240,7 +240,7 @@ def analyse(
 
 
 def _link_dependencies(
-    plan: CallPlan, path_types: Mapping[str, type], seen: tuple[Callable[..., Any], ...], role: Role
+    plan: CallPlan, path_types: Mapping[str, type], seen: tuple[Callable[..., Any], ...]
 ) -> None:
     queries = [p for p in plan.params if p.kind is Kind.QUERY]
     deps: list[Dependency] = []

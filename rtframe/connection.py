@@ -16,13 +16,12 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl
 
-from pydantic import BaseModel
-from pydantic_core import to_json
-
+from ._scope import scope_headers, scope_query
 from .exceptions import ConnectionStateError
+from .messages import encode
 
 if TYPE_CHECKING:
     from .layers.base import Layer
@@ -70,15 +69,6 @@ class State:
         def __getattr__(self, name: str) -> Any: ...
 
         def __setattr__(self, name: str, value: Any) -> None: ...
-
-
-def encode(message: Any) -> str | bytes:
-    """Turn what a handler sends into the text (or bytes) of one frame."""
-    if isinstance(message, str | bytes):
-        return message
-    if isinstance(message, BaseModel):
-        return message.__pydantic_serializer__.to_json(message).decode()
-    return to_json(message).decode()
 
 
 class Connection:
@@ -137,7 +127,7 @@ class Connection:
         self.dropped = 0
         self.groups: set[str] = set()
         self.dependency_cache: dict[Any, Any] | None = None
-        self.exit_stack: Any = None
+        self.exit_stack: AsyncExitStack | None = None
         self._outbox: deque[Message] | None = None
         self._pending: asyncio.Task[None] | None = None
         self._overflowed = False
@@ -159,19 +149,14 @@ class Connection:
     def query_params(self) -> Mapping[str, str]:
         """Query string parameters; the last value wins for repeated names."""
         if self._query is None:
-            raw = self.scope.get("query_string", b"").decode("latin-1")
-            self._query = dict(parse_qsl(raw, keep_blank_values=True))
+            self._query = scope_query(self.scope)
         return self._query
 
     @property
     def headers(self) -> Mapping[str, str]:
         """Handshake headers, names lower-cased; repeated headers are joined with commas."""
         if self._headers is None:
-            headers: dict[str, str] = {}
-            for raw_name, raw_value in self.scope.get("headers", ()):
-                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-                headers[name] = f"{headers[name]},{value}" if name in headers else value
-            self._headers = headers
+            self._headers = scope_headers(self.scope)
         return self._headers
 
     @property

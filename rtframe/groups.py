@@ -7,8 +7,8 @@ import string
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .connection import encode
 from .exceptions import ConfigurationError, RtframeError
+from .messages import encode
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -43,9 +43,9 @@ class Group:
     group.broadcast(message, room="lobby")`).
     """
 
-    __slots__ = ("_static", "fields", "layer", "template")
+    __slots__ = ("_static", "fields", "template")
 
-    def __init__(self, template: str, *, layer: Layer | None = None) -> None:
+    def __init__(self, template: str) -> None:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
         for f in fields:
             if not f.isidentifier():
@@ -54,7 +54,6 @@ class Group:
                 )
         self.template = template
         self.fields = tuple(fields)
-        self.layer = layer
         self._static = not fields
 
     def __repr__(self) -> str:
@@ -75,16 +74,18 @@ class Group:
         """The concrete group name for a connection, from its path parameters."""
         return self.template if self._static else self.name(**conn.path_params)
 
+    def _member_name(self, conn: Connection, params: dict[str, Any]) -> str:
+        return self.name(**{**conn.path_params, **params}) if params else self.name_for(conn)
+
     async def add(self, conn: Connection, **params: Any) -> str:
         """Add a connection; it leaves automatically when it disconnects."""
-        name = self.name(**{**conn.path_params, **params}) if params else self.name_for(conn)
+        name = self._member_name(conn, params)
         await conn.layer.group_add(name, conn)
         return name
 
     async def discard(self, conn: Connection, **params: Any) -> None:
         """Remove a connection; no error if it was not a member."""
-        name = self.name(**{**conn.path_params, **params}) if params else self.name_for(conn)
-        await conn.layer.group_discard(name, conn)
+        await conn.layer.group_discard(self._member_name(conn, params), conn)
 
     @overload
     def broadcast(self, message: F, /) -> F: ...
@@ -109,11 +110,7 @@ class Group:
 
     async def send(self, message: Any, **params: Any) -> None:
         """Encode `message` once and publish it to the group named by `params`."""
-        layer = self.layer or default_layer()
-        await layer.publish(self.name(**params), encode(message))
-
-    async def publish_encoded(self, name: str, data: str | bytes, layer: Layer) -> None:
-        await (self.layer or layer).publish(name, data)
+        await default_layer().publish(self.name(**params), encode(message))
 
 
 async def send_to_connection(

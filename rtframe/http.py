@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from pydantic_core import to_json
 
+from ._scope import scope_headers, scope_query
 from .types import Receive, Scope, Send
 
 
@@ -33,14 +33,11 @@ class Request:
 
     @property
     def query_params(self) -> dict[str, str]:
-        return dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
+        return scope_query(self.scope)
 
     @property
     def headers(self) -> dict[str, str]:
-        return {
-            k.decode("latin-1").lower(): v.decode("latin-1")
-            for k, v in self.scope.get("headers", ())
-        }
+        return scope_headers(self.scope)
 
 
 class Response:

@@ -97,7 +97,17 @@ def describe_validation_error(exc: ValidationError) -> str:
     return error_frame("validation_error", "The message does not match its schema", details)
 
 
-def build_encoder(annotation: Any) -> Callable[[Any], str]:
+def encode(message: Any) -> str | bytes:
+    """Turn a value into the text (or bytes) of one frame: str and bytes as they are,
+    models and anything else pydantic can serialize as JSON."""
+    if isinstance(message, str | bytes):
+        return message
+    if isinstance(message, BaseModel):
+        return message.__pydantic_serializer__.to_json(message).decode()
+    return to_json(message).decode()
+
+
+def build_encoder(annotation: Any) -> Callable[[Any], str | bytes]:
     """Encode a handler's return value according to its return annotation."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         model = annotation
@@ -110,7 +120,7 @@ def build_encoder(annotation: Any) -> Callable[[Any], str]:
 
         return encode_model
     if annotation is Any or annotation is None:
-        return lambda value: value if isinstance(value, str) else to_json(value).decode()
+        return encode
     adapter: TypeAdapter[Any] = TypeAdapter(annotation)
 
     def encode_any(value: Any) -> str:

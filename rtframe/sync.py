@@ -21,12 +21,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .connection import encode
 from .exceptions import ConfigurationError, LayerError, LayerUnavailableError
 from .groups import Group, default_layer
 from .layers import _redis_wire as wire
 from .layers.base import Layer
 from .layers.redis import RedisLayer, check_prefix
+from .messages import encode
 
 __all__ = ["SyncPublisher", "broadcast_sync", "send_to_connection_sync"]
 

@@ -26,26 +26,27 @@ async def _run(call: Awaitable[None]) -> None:
     await call
 
 
-class HandshakeRejected(Exception):
+class _CloseInfo(Exception):
+    """The close code and reason an app sent; shared by the two exceptions below."""
+
+    def __init__(self, what: str, code: int, reason: str) -> None:
+        super().__init__(f"{what} with close code {code}{f': {reason}' if reason else ''}")
+        self.code = code
+        self.reason = reason
+
+
+class HandshakeRejected(_CloseInfo):
     """The app refused the WebSocket handshake (a real server would answer HTTP 403)."""
 
     def __init__(self, code: int, reason: str = "") -> None:
-        super().__init__(
-            f"handshake rejected with close code {code}{f': {reason}' if reason else ''}"
-        )
-        self.code = code
-        self.reason = reason
+        super().__init__("handshake rejected", code, reason)
 
 
-class WebSocketClosed(AssertionError):
+class WebSocketClosed(_CloseInfo, AssertionError):
     """The app closed the connection while the test expected a message."""
 
     def __init__(self, code: int, reason: str = "") -> None:
-        super().__init__(
-            f"the app closed the connection with code {code}{f': {reason}' if reason else ''}"
-        )
-        self.code = code
-        self.reason = reason
+        super().__init__("the app closed the connection", code, reason)
 
 
 class HTTPResult:

@@ -260,3 +260,31 @@ async def test_a_send_that_fails_marks_the_client_gone() -> None:
     conn.deliver("x")
     assert conn.state_ is ConnectionState.CLOSED
     conn.deliver("ignored")  # no exception for broadcasts racing a disconnect
+
+
+async def test_a_connection_outside_an_app_has_no_layer() -> None:
+    conn = await open_connection(SlowServerSend())
+    with pytest.raises(ConnectionStateError, match="not attached to an application's layer"):
+        _ = conn.layer
+
+
+async def test_a_member_whose_send_fails_does_not_break_the_broadcast() -> None:
+    async def broken(message: Message) -> None:
+        if message["type"] == "websocket.send":
+            raise OSError("connection reset")
+
+    async def receive() -> Message:
+        raise AssertionError("not used")
+
+    layer = InMemoryLayer()
+    gone = Connection({"type": "websocket", "path": "/"}, receive, broken, layer=layer)
+    await gone.accept()
+    healthy_send = SlowServerSend()
+    healthy = await open_connection(healthy_send, layer=layer)
+    for conn in (gone, healthy):
+        await layer.group_add("g", conn)
+    await layer.publish("g", "first")
+    await layer.publish("g", "second")
+    assert healthy_send.texts() == ["first", "second"]
+    assert gone.state_ is ConnectionState.CLOSED
+    assert len(layer.local_members("g")) == 2  # it leaves the group in its teardown

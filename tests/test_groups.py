@@ -9,7 +9,6 @@ from rtframe import (
     ConfigurationError,
     Connection,
     Group,
-    InMemoryLayer,
     RealtimeApp,
     RtframeError,
     WebSocketRouter,
@@ -127,11 +126,18 @@ async def test_group_templates() -> None:
         Group("chat.{room.attr}")
 
 
-async def test_group_with_its_own_layer() -> None:
-    layer = InMemoryLayer()
-    group = Group("alerts", layer=layer)
-    await group.broadcast({"x": 1})  # no members: nothing happens, no error
-    assert layer.local_members("alerts") == []
+async def test_outside_broadcasts_use_the_layer_of_the_app_that_started_last() -> None:
+    first = chat_app()
+    chat_app()  # created later: until `first` starts, the default layer is this one's
+    async with TestClient(first) as client, client.websocket("/chat/a") as sock:
+        await rooms.broadcast({"x": 1}, room="a")
+        assert await sock.receive_json() == {"x": 1}
+
+
+async def test_broadcast_to_an_empty_group_is_not_an_error() -> None:
+    app = chat_app()
+    await rooms.broadcast({"x": 1}, room="nobody")
+    assert app.layer.local_members("chat.nobody") == []
 
 
 def test_a_handler_broadcasts_to_one_group_only() -> None:

@@ -1,6 +1,8 @@
 """HTTP routes of the app itself, the fallback app, and the lifespan protocol."""
 
-from rtframe import HTMLResponse, JSONResponse, RealtimeApp, Request
+import pytest
+
+from rtframe import Connection, HTMLResponse, JSONResponse, RealtimeApp, Request, WebSocketRouter
 from rtframe.testing import TestClient
 from rtframe.types import Message, Receive, Scope, Send
 
@@ -72,3 +74,36 @@ async def test_lifespan_runs_hooks_and_reports_failures() -> None:
             raise AssertionError("startup should have failed")
     except AssertionError as exc:
         assert "cannot reach the database" in str(exc)
+
+
+async def test_first_connection_starts_an_app_whose_lifespan_did_not_run() -> None:
+    ws = WebSocketRouter()
+    started: list[str] = []
+
+    @ws.route("/w")
+    async def connect(conn: Connection) -> None:
+        await conn.accept()
+        await conn.send({"started": started})
+
+    app = RealtimeApp([ws])
+
+    @app.on_startup
+    async def up() -> None:
+        started.append("up")
+
+    client = TestClient(app)  # no `async with`: like a server run with --lifespan off
+    async with client.websocket("/w") as first, client.websocket("/w") as second:
+        assert await first.receive_json() == {"started": ["up"]}
+        assert await second.receive_json() == {"started": ["up"]}  # started once
+
+
+async def test_a_failing_shutdown_is_reported() -> None:
+    app = RealtimeApp()
+
+    @app.on_shutdown
+    async def down() -> None:
+        raise RuntimeError("could not flush the queue")
+
+    with pytest.raises(AssertionError, match="app shutdown failed: could not flush the queue"):
+        async with TestClient(app):
+            pass

@@ -61,8 +61,10 @@ class Layer(ABC):
         members = self._groups.get(group)
         if not members:
             return 0
-        # Plain loop on purpose: each deliver() writes in place or queues, never awaits.
-        for conn in tuple(members):
+        # Plain loop on purpose: each deliver() writes in place or queues, never awaits,
+        # and never changes membership (a failed send only marks its connection closed;
+        # leaving the group happens in its teardown), so no copy of the members is needed.
+        for conn in members:
             conn.deliver(data)
         return len(members)
 
