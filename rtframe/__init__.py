@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing as _typing
+
 from .app import RealtimeApp
 from .asyncapi import sends
 from .connection import CLOSE_SLOW_CONSUMER, Connection, ConnectionState, OverflowPolicy
@@ -9,6 +11,7 @@ from .di import Depends
 from .exceptions import (
     ConfigurationError,
     ConnectionStateError,
+    LayerBusyError,
     LayerError,
     LayerUnavailableError,
     MessageError,
@@ -17,12 +20,27 @@ from .exceptions import (
 )
 from .groups import Group, send_to_connection
 from .http import HTMLResponse, JSONResponse, Request, Response
-from .layers import InMemoryLayer, Layer, RedisLayer
+from .layers.base import Layer, Position
+from .layers.memory import InMemoryLayer
 from .limits import RateLimit
+from .members import Member
 from .messages import ErrorFrame
 from .routing import WebSocketRouter
 
 __version__ = "0.1.0"
+
+if _typing.TYPE_CHECKING:
+    from .layers.redis import RedisLayer
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # the Redis layer imports redis, an optional extra: only when asked for
+    if name == "RedisLayer":
+        from . import layers
+
+        return layers.RedisLayer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CLOSE_SLOW_CONSUMER",
@@ -37,10 +55,13 @@ __all__ = [
     "InMemoryLayer",
     "JSONResponse",
     "Layer",
+    "LayerBusyError",
     "LayerError",
     "LayerUnavailableError",
+    "Member",
     "MessageError",
     "OverflowPolicy",
+    "Position",
     "RateLimit",
     "RealtimeApp",
     "RedisLayer",

@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from asgiref.sync import sync_to_async
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -23,9 +23,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from .connection import Connection
 from .di import Dependency
 from .exceptions import ConfigurationError, Reject
-
-if TYPE_CHECKING:
-    from .groups import Group
 
 Role = Literal["connect", "receive", "disconnect", "dependency"]
 
@@ -73,7 +70,6 @@ class CallPlan:
     message_type: Any = None  # a BaseModel subclass, or `bytes` for binary frames
     message_param: str | None = None
     returns: Any = None  # the return annotation; None when the handler answers nothing
-    broadcast: Group | None = None
     needs_message: bool = False  # the function or one of its dependencies takes the message
     #: No dependencies: every argument is read straight off the connection or the message,
     #: so a call needs no awaiting before the function itself (the per-message fast path).
@@ -286,6 +282,27 @@ def dependency_plan(
 # -- solving -----------------------------------------------------------------------------
 
 
+class ConnectionScope:
+    """Per-connection DI state, owned by the connection's session.
+
+    Connection-scoped dependency values and validated query parameters are cached here,
+    and generator dependencies' teardowns stacked, until the connection ends.
+    """
+
+    __slots__ = ("cache", "conn", "stack")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.cache: dict[Any, Any] = {}
+        self.stack: AsyncExitStack | None = None
+
+    async def aclose(self) -> None:
+        """Run the teardowns of the connection's generator dependencies, newest first."""
+        if self.stack is not None:
+            stack, self.stack = self.stack, None
+            await stack.aclose()
+
+
 class MessageScope:
     """Cache and teardown stack for message-scoped dependencies of one call."""
 
@@ -313,8 +330,11 @@ class Resolver:
         self.overrides = overrides
         self.path_types = path_types
 
-    def direct_arguments(self, plan: CallPlan, conn: Connection, message: Any) -> dict[str, Any]:
+    def direct_arguments(
+        self, plan: CallPlan, state: ConnectionScope, message: Any
+    ) -> dict[str, Any]:
         """The arguments that need no dependency solving (all of them when `plan.direct`)."""
+        conn = state.conn
         kwargs: dict[str, Any] = {}
         for p in plan.params:
             kind = p.kind
@@ -325,27 +345,25 @@ class Resolver:
             elif kind is _PATH:
                 kwargs[p.name] = conn.path_params[p.name]
             elif kind is _QUERY:
-                kwargs[p.name] = query_value(p, conn)
+                kwargs[p.name] = query_value(p, state)
         return kwargs
 
     async def arguments(
-        self, plan: CallPlan, conn: Connection, message: Any, scope: MessageScope | None
+        self, plan: CallPlan, state: ConnectionScope, message: Any, scope: MessageScope | None
     ) -> dict[str, Any]:
-        kwargs = self.direct_arguments(plan, conn, message)
+        kwargs = self.direct_arguments(plan, state, message)
         if not plan.direct:
             for p in plan.params:
                 if p.depends is not None:
-                    kwargs[p.name] = await self.resolve(p.depends, conn, message, scope)
+                    kwargs[p.name] = await self.resolve(p.depends, state, message, scope)
         return kwargs
 
     async def resolve(
-        self, dep: Dependency, conn: Connection, message: Any, scope: MessageScope | None
+        self, dep: Dependency, state: ConnectionScope, message: Any, scope: MessageScope | None
     ) -> Any:
         key = dep.dependency
         if dep.scope == "connection":
-            cache = conn.dependency_cache
-            if cache is None:
-                cache = conn.dependency_cache = {}
+            cache = state.cache
         else:
             if scope is None:  # pragma: no cover - plans with message deps always get a scope
                 raise RuntimeError("message-scoped dependency resolved without a message scope")
@@ -359,14 +377,14 @@ class Resolver:
                 f"override {describe(target)} takes the message but replaces a "
                 "connection-scoped dependency"
             )
-        kwargs = await self.arguments(plan, conn, message, scope)
+        kwargs = await self.arguments(plan, state, message, scope)
         if plan.call_kind is CallKind.ASYNC_GEN:
             gen: AsyncGenerator[Any, None] = plan.call(**kwargs)
             value = await gen.__anext__()
             if dep.scope == "connection":
-                if conn.exit_stack is None:
-                    conn.exit_stack = AsyncExitStack()
-                conn.exit_stack.push_async_callback(_finish_generator, gen, plan)
+                if state.stack is None:
+                    state.stack = AsyncExitStack()
+                state.stack.push_async_callback(_finish_generator, gen, plan)
             else:
                 assert scope is not None
                 if scope.stack is None:
@@ -390,14 +408,12 @@ async def _finish_generator(gen: AsyncGenerator[Any, None], plan: CallPlan) -> N
     raise RuntimeError(f"dependency {plan.name} yielded more than once")
 
 
-def query_value(p: Param, conn: Connection) -> Any:
+def query_value(p: Param, state: ConnectionScope) -> Any:
     """Validate a query parameter once per connection, raising Reject(1008) if it is bad."""
-    cache = conn.dependency_cache
-    if cache is None:
-        cache = conn.dependency_cache = {}
+    cache = state.cache
     if p in cache:
         return cache[p]
-    raw = conn.query_params.get(p.name)
+    raw = state.conn.query_params.get(p.name)
     if raw is None:
         if p.default is _MISSING:
             raise Reject(1008, f"missing query parameter {p.name!r}")

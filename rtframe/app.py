@@ -1,4 +1,10 @@
-"""RealtimeApp: the compiled routers as one ASGI callable."""
+"""RealtimeApp: configuration plus ASGI dispatch.
+
+The app holds its configuration, its compiled routes (`_routes`), its messaging (`hub`:
+the member registry and the layer) and the set of its live sessions (`_session`). Each
+WebSocket connection is served by a `Session`; HTTP requests go to the app's own routes
+or to the app it is mounted beside; lifespan starts and stops the layer.
+"""
 
 from __future__ import annotations
 
@@ -7,92 +13,26 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
-from ._compile import CallPlan, MessageScope, Param, Resolver, query_value
-from .connection import (
-    _OPEN,
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_MESSAGE_TOO_BIG,
-    CLOSE_POLICY_VIOLATION,
-    Connection,
-    ConnectionState,
-    OverflowPolicy,
-)
-from .exceptions import ConfigurationError, LayerUnavailableError, MessageError, Reject
-from .groups import Group, set_default_layer
+from ._routes import CompiledRoute, RouteTable
+from ._session import HandshakeCheck, Session, Sessions
+from .connection import CLOSE_POLICY_VIOLATION, Connection, OverflowPolicy
+from .description import AppDescription
+from .exceptions import ConfigurationError
+from .groups import Group
 from .http import Endpoint, Request, method_not_allowed, not_found
-from .layers.base import Layer
+from .hub import Hub
+from .layers.base import Layer, Position
 from .layers.memory import InMemoryLayer
-from .limits import RateLimit, TokenBucket
-from .messages import build_encoder, describe_validation_error, error_frame, message_adapter
-from .routing import RouteSpec, WebSocketRouter
+from .limits import RateLimit
+from .messages import encode
+from .routing import WebSocketRouter
 from .types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["RealtimeApp"]
 
 logger = logging.getLogger("rtframe")
 
 E = TypeVar("E", bound=Endpoint)
-
-_INTERNAL_ERROR = error_frame("internal_error", "The server failed to handle the message")
-_RATE_LIMITED = error_frame("rate_limited", "Too many messages; this one was not handled")
-_LAYER_UNAVAILABLE = error_frame(
-    "layer_unavailable",
-    "The messaging backend is unreachable: only members on this server received the message",
-)
-
-
-class Handler:
-    """A receive handler ready to run: its plan, its encoder and where its result goes."""
-
-    __slots__ = ("encode", "group", "message_only", "plan")
-
-    def __init__(self, plan: CallPlan) -> None:
-        self.plan = plan
-        self.encode = build_encoder(plan.returns) if plan.returns is not None else None
-        self.group: Group | None = plan.broadcast
-        #: The name of the message parameter when it is the handler's only one: the
-        #: commonest handler is then called without building arguments at all.
-        self.message_only: str | None = (
-            plan.message_param if plan.direct and len(plan.params) == 1 else None
-        )
-
-
-class CompiledRoute:
-    """One WebSocket path with its validation adapter and dispatch table."""
-
-    def __init__(self, spec: RouteSpec, app: RealtimeApp) -> None:
-        where = f"route {spec.path.template!r}"
-        self.spec = spec
-        self.path = spec.path
-        self.resolver = Resolver(app.dependency_overrides, spec.path.param_types)
-        self.connect = spec.connect
-        self.disconnect = tuple(spec.disconnect)
-        self.max_message_size = spec.max_message_size or app.max_message_size
-        self.rate_limit = spec.rate_limit or app.rate_limit
-        text = [p for p in spec.receive if p.message_type is not bytes]
-        binary = [p for p in spec.receive if p.message_type is bytes]
-        if len(binary) > 1:
-            raise ConfigurationError(
-                f"{where} has {len(binary)} binary (bytes) receive handlers; keep one"
-            )
-        seen: dict[Any, str] = {}
-        for plan in text:
-            if plan.message_type in seen:
-                raise ConfigurationError(
-                    f"{where}: {plan.name} and {seen[plan.message_type]} both receive "
-                    f"{plan.message_type.__name__}"
-                )
-            seen[plan.message_type] = plan.name
-        self.adapter = message_adapter([p.message_type for p in text], where) if text else None
-        self.handlers = {p.message_type: Handler(p) for p in text}
-        self.single = next(iter(self.handlers.values())) if len(self.handlers) == 1 else None
-        self.binary = Handler(binary[0]) if binary else None
-        queries: dict[str, Param] = {}
-        plans: list[CallPlan | None] = [spec.connect, *spec.receive, *spec.disconnect]
-        for maybe in plans:
-            for p in maybe.query_params if maybe is not None else ():
-                queries.setdefault(p.name, p)
-        self.query_params = tuple(queries.values())
 
 
 class RealtimeApp:
@@ -131,6 +71,10 @@ class RealtimeApp:
         if outbox_limit < 1 or max_message_size < 1:
             raise ConfigurationError("outbox_limit and max_message_size must be positive")
         self.layer: Layer = layer if layer is not None else InMemoryLayer()
+        #: The member registry and the layer, kept in step (see `rtframe.hub`).
+        self.hub = Hub(self.layer, title)
+        #: The live WebSocket sessions: `len(app.sessions)`, iterate, `close_all()`.
+        self.sessions = Sessions()
         self.fallback = http
         self.max_message_size = max_message_size
         self.rate_limit = rate_limit
@@ -140,38 +84,60 @@ class RealtimeApp:
         #: Replace a dependency by another in tests: `app.dependency_overrides[get_user] = fake`.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.http_routes: dict[str, Endpoint] = {}
-        self.routes: list[CompiledRoute] = []
-        self._static: dict[str, CompiledRoute] = {}
-        self._dynamic: list[CompiledRoute] = []
+        self._table = RouteTable()
+        self._description: AppDescription | None = None
         self._on_startup: list[Callable[[], Awaitable[None]]] = []
         self._on_shutdown: list[Callable[[], Awaitable[None]]] = []
         #: Checks run on every handshake before any route's connect handler.
-        self.handshake_checks: list[Callable[[Connection], Awaitable[None]]] = []
+        self.handshake_checks: list[HandshakeCheck] = []
         self._started = False
         self._starting: asyncio.Future[None] | None = None
         for router in routers:
             self.include_router(router)
-        set_default_layer(self.layer)
         if asyncapi_path is not None or docs_path is not None:
             self.serve_asyncapi(asyncapi_path, docs_path)
 
     # -- configuration ------------------------------------------------------------------
 
     def include_router(self, router: WebSocketRouter) -> None:
+        """Compile and serve every route of `router`.
+
+        Raises:
+            ConfigurationError: a path is served twice, or a handler cannot be served as
+                registered (e.g. it broadcasts to a group naming an unknown path field).
+        """
         for spec in router.routes:
-            template = spec.path.template
-            if any(r.path.template == template for r in self.routes):
-                raise ConfigurationError(f"route {template!r} is registered twice")
-            route = CompiledRoute(spec, self)
-            self.routes.append(route)
-            if spec.path.is_static:
-                self._static[template] = route
-            else:
-                self._dynamic.append(route)
+            self._table.add(
+                CompiledRoute(
+                    spec,
+                    overrides=self.dependency_overrides,
+                    max_message_size=self.max_message_size,
+                    rate_limit=self.rate_limit,
+                )
+            )
+        self._description = None
+
+    @property
+    def routes(self) -> list[CompiledRoute]:
+        """The compiled WebSocket routes (internal; tools read `describe()`)."""
+        return self._table.routes
+
+    def describe(self) -> AppDescription:
+        """A read-only description of this app and its routes (AsyncAPI, CLI, docs)."""
+        if self._description is None:
+            self._description = AppDescription(
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                routes=self._table.describe(),
+                http_paths=tuple(self.http_routes),
+            )
+        return self._description
 
     def add_http_route(self, path: str, endpoint: Endpoint) -> None:
         """Serve GET (and HEAD) requests for exactly `path` with `endpoint(request)`."""
         self.http_routes[path] = endpoint
+        self._description = None
 
     def get(self, path: str) -> Callable[[E], E]:
         """Decorator form of `add_http_route`."""
@@ -212,6 +178,24 @@ class RealtimeApp:
 
         serve(self, json_path, page_path)
 
+    # -- messaging from outside a connection -------------------------------------------
+
+    async def broadcast(self, group: Group | str, message: Any, **params: Any) -> Position | None:
+        """Encode `message` once and send it to every member of a group of this app.
+
+        `group` is a `Group` (its template filled from `params`) or a concrete name.
+
+        Raises:
+            LayerUnavailableError: the layer's backend is unreachable; only this
+                process's members received the message.
+        """
+        name = group.name(**params) if isinstance(group, Group) else group
+        return await self.hub.publish(name, encode(message))
+
+    async def send_to(self, connection_id: str, message: Any) -> None:
+        """Send `message` to one connection of this app, wherever it is connected."""
+        await self.hub.send_to(connection_id, encode(message))
+
     def mount_beside(self, app: ASGIApp) -> RealtimeApp:
         """Serve WebSockets (and this app's own HTTP routes) here, all other HTTP by `app`."""
         self.fallback = app
@@ -223,8 +207,8 @@ class RealtimeApp:
         """Start the layer and run startup hooks; done by lifespan or the first connection."""
         if self._started:
             return
-        await self.layer.start()
-        set_default_layer(self.layer)
+        self.hub.enter()  # startup hooks that broadcast target this app
+        await self.hub.start()
         for hook in self._on_startup:
             await hook()
         self._started = True
@@ -232,7 +216,7 @@ class RealtimeApp:
     async def shutdown(self) -> None:
         for hook in reversed(self._on_shutdown):
             await hook()
-        await self.layer.stop()
+        await self.hub.stop()
         self._started = False
         self._starting = None
 
@@ -286,22 +270,18 @@ class RealtimeApp:
                 return
 
     def match(self, path: str) -> tuple[CompiledRoute, dict[str, Any]] | None:
-        route = self._static.get(path)
-        if route is not None:
-            return route, {}
-        for route in self._dynamic:
-            params = route.path.match(path)
-            if params is not None:
-                return route, params
-        return None
+        """The compiled route serving `path` and its converted parameters, if any."""
+        return self._table.match(path)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         first = await receive()
         if first["type"] != "websocket.connect":
             return
-        found = self.match(scope["path"])
+        found = self._table.match(scope["path"])
         if found is None:
-            logger.info("no WebSocket route for %r; refusing the handshake", scope["path"])
+            logger.warning(
+                "refused the WebSocket handshake for %s: no route matches it", scope["path"]
+            )
             await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION, "reason": ""})
             return
         route, params = found
@@ -310,170 +290,12 @@ class RealtimeApp:
             scope,
             receive,
             send,
-            layer=self.layer,
+            hub=self.hub,
             path_params=params,
             outbox_limit=self.outbox_limit,
             overflow=self.overflow,
         )
-        accepted = False
-        try:
-            if not await self._connect(route, conn):
-                return
-            accepted = True
-            self.layer.attach(conn)
-            await self._serve(route, conn)
-        finally:
-            await self._teardown(route, conn, accepted)
-
-    async def _connect(self, route: CompiledRoute, conn: Connection) -> bool:
-        try:
-            for check in self.handshake_checks:
-                await check(conn)
-            for p in route.query_params:
-                query_value(p, conn)
-            plan = route.connect
-            if plan is not None:
-                await self._call(route, plan, conn, None)
-            if conn.state_ is ConnectionState.CONNECTING:
-                await conn.accept()
-        except Reject as exc:
-            logger.info("refused %s: %s (code %d)", conn.path, exc.reason or "rejected", exc.code)
-            await conn.close(exc.code, exc.reason)
-            return False
-        except Exception:
-            logger.exception("connect handler of %r failed", route.path.template)
-            await conn.close(CLOSE_INTERNAL_ERROR, "internal error")
-            return False
-        return conn.state_ is ConnectionState.OPEN
-
-    async def _call(
-        self, route: CompiledRoute, plan: CallPlan, conn: Connection, message: Any
-    ) -> Any:
-        scope = MessageScope() if plan.has_message_deps else None
-        try:
-            if plan.params:
-                return await plan.fn(**await route.resolver.arguments(plan, conn, message, scope))
-            return await plan.fn()
-        finally:
-            if scope is not None:
-                await scope.aclose()
-
-    async def _serve(self, route: CompiledRoute, conn: Connection) -> None:
-        receive = conn.receive
-        limit = route.max_message_size
-        bucket = TokenBucket(route.rate_limit) if route.rate_limit is not None else None
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "websocket.receive":
-                if bucket is not None and not bucket.take():
-                    if await self._over_rate(route, conn):
-                        return
-                    continue
-                text = message.get("text")
-                if text is not None:
-                    # a str has at most 4 UTF-8 bytes per character: encode only near the limit
-                    if len(text) * 4 > limit and len(text.encode()) > limit:
-                        await self._too_big(conn, limit)
-                        return
-                    await self._on_text(route, conn, text)
-                else:
-                    data = message.get("bytes") or b""
-                    if len(data) > limit:
-                        await self._too_big(conn, limit)
-                        return
-                    await self._on_bytes(route, conn, data)
-                if conn.state_ is not _OPEN:
-                    return
-            elif kind == "websocket.disconnect":
-                conn.mark_disconnected(message.get("code", 1005))
-                return
-
-    async def _over_rate(self, route: CompiledRoute, conn: Connection) -> bool:
-        """Refuse one frame over the rate limit; True when the connection was closed."""
-        assert route.rate_limit is not None
-        if route.rate_limit.action == "close":
-            logger.info("closing %r: over its rate limit", conn)
-            await conn.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
-            return True
-        conn.deliver(_RATE_LIMITED)
-        return False
-
-    async def _too_big(self, conn: Connection, limit: int) -> None:
-        logger.info("closing %r: frame larger than %d bytes", conn, limit)
-        await conn.close(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
-
-    async def _on_text(self, route: CompiledRoute, conn: Connection, text: str) -> None:
-        adapter = route.adapter
-        if adapter is None:
-            conn.deliver(error_frame("unsupported_frame", "This endpoint accepts no text messages"))
-            return
-        try:
-            message = adapter.validate_json(text)
-        except ValidationError as exc:
-            conn.deliver(describe_validation_error(exc))
-            return
-        handler = route.single or route.handlers[type(message)]
-        await self._run(route, handler, conn, message)
-
-    async def _on_bytes(self, route: CompiledRoute, conn: Connection, data: bytes) -> None:
-        if route.binary is None:
-            conn.deliver(
-                error_frame("unsupported_frame", "This endpoint accepts JSON text frames only")
-            )
-            return
-        await self._run(route, route.binary, conn, data)
-
-    async def _run(
-        self, route: CompiledRoute, handler: Handler, conn: Connection, message: Any
-    ) -> None:
-        plan = handler.plan
-        try:
-            if handler.message_only is not None:
-                result = await plan.fn(**{handler.message_only: message})
-            elif plan.direct:  # no dependencies: skip the resolver's coroutines
-                result = await plan.fn(**route.resolver.direct_arguments(plan, conn, message))
-            else:
-                result = await self._call(route, plan, conn, message)
-            if result is None or handler.encode is None:
-                return
-            data = handler.encode(result)
-            if handler.group is not None:
-                await self.layer.publish(handler.group.name_for(conn), data)
-            elif conn.state_ is _OPEN:
-                conn.deliver(data)
-        except MessageError as exc:
-            conn.deliver(error_frame(exc.code, exc.detail, exc.errors))
-        except Reject as exc:
-            await conn.close(exc.code, exc.reason)
-        except LayerUnavailableError as exc:
-            # not a bug in the handler: the backend (Redis) is down, local members got it
-            logger.warning("handler %s on %r: %s", handler.plan.name, conn, exc)
-            conn.deliver(_LAYER_UNAVAILABLE)
-        except Exception:
-            logger.exception("handler %s failed on %r", handler.plan.name, conn)
-            conn.deliver(_INTERNAL_ERROR)
-
-    async def _teardown(self, route: CompiledRoute, conn: Connection, accepted: bool) -> None:
-        await conn.wait_flushed()
-        conn.mark_disconnected(conn.close_code)
-        if accepted:
-            for plan in route.disconnect:
-                try:
-                    await self._call(route, plan, conn, None)
-                except Exception:
-                    logger.exception("disconnect handler %s failed", plan.name)
-        for group in tuple(conn.groups):
-            try:
-                await self.layer.group_discard(group, conn)
-            except Exception:
-                logger.exception("could not remove %r from group %r", conn, group)
-        self.layer.detach(conn)
-        if conn.exit_stack is not None:
-            try:
-                await conn.exit_stack.aclose()
-            except Exception:
-                logger.exception("teardown of a dependency of %r failed", conn)
-
-
-__all__ = ["CompiledRoute", "Handler", "RealtimeApp"]
+        session = Session(
+            route, conn, self.hub, checks=self.handshake_checks, sessions=self.sessions
+        )
+        await session.run()

@@ -5,7 +5,8 @@
 
 `module:attr` names a RealtimeApp, or the ASGI application returned by `mount_beside`
 (or any object whose `.app` chain leads to one). The current directory is importable, as
-with uvicorn.
+with uvicorn. Both commands read only the app's public description (`app.describe()`),
+taken once the app is imported.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .app import RealtimeApp
-from .asyncapi.generate import generate, server, with_servers
-from .asyncapi.page import render_page
+from .asyncapi import generate, render_page, server, with_servers
+from .asyncapi.schema import Server
 from .exceptions import ConfigurationError
+
+__all__ = ["YAML_HINT", "CommandError", "build_parser", "docs_server", "load_app", "main"]
 
 YAML_HINT = "YAML output needs PyYAML: pip install 'rtframe[yaml]'"
 
@@ -79,7 +82,10 @@ def _dump(document: Any, as_yaml: bool) -> str:
 def _asyncapi(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     document = generate(
-        app, host=args.server_host, protocol=args.server_protocol, pathname=args.server_pathname
+        app.describe(),
+        host=args.server_host,
+        protocol=args.server_protocol,
+        pathname=args.server_pathname,
     )
     text = _dump(document, args.yaml)
     if args.output in (None, "-"):
@@ -92,7 +98,7 @@ def _asyncapi(args: argparse.Namespace) -> int:
 
 def docs_server(app: RealtimeApp, host: str, port: int) -> ThreadingHTTPServer:
     """An HTTP server for `/asyncapi` and `/asyncapi.json` (`/` redirects to the page)."""
-    base = generate(app)
+    base = generate(app.describe())
 
     class DocsHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -125,7 +131,7 @@ def docs_server(app: RealtimeApp, host: str, port: int) -> ThreadingHTTPServer:
     return ThreadingHTTPServer((host, port), DocsHandler)
 
 
-def _server_for(host_header: str | None) -> Any:
+def _server_for(host_header: str | None) -> Server:
     try:
         return server(host_header or "localhost")
     except ConfigurationError:

@@ -16,7 +16,6 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._scope import scope_headers, scope_query
@@ -24,8 +23,20 @@ from .exceptions import ConnectionStateError
 from .messages import encode
 
 if TYPE_CHECKING:
+    from .hub import Hub
     from .layers.base import Layer
     from .types import Message, Receive, Scope, Send
+
+__all__ = [
+    "CLOSE_INTERNAL_ERROR",
+    "CLOSE_MESSAGE_TOO_BIG",
+    "CLOSE_POLICY_VIOLATION",
+    "CLOSE_SLOW_CONSUMER",
+    "Connection",
+    "ConnectionState",
+    "OverflowPolicy",
+    "State",
+]
 
 logger = logging.getLogger("rtframe.connection")
 
@@ -82,7 +93,7 @@ class Connection:
     __slots__ = (
         "_cookies",
         "_headers",
-        "_layer",
+        "_hub",
         "_outbox",
         "_overflowed",
         "_pending",
@@ -90,10 +101,7 @@ class Connection:
         "_send",
         "_state_ns",
         "close_code",
-        "dependency_cache",
         "dropped",
-        "exit_stack",
-        "groups",
         "id",
         "outbox_limit",
         "overflow",
@@ -109,7 +117,7 @@ class Connection:
         receive: Receive,
         send: Send,
         *,
-        layer: Layer | None = None,
+        hub: Hub | None = None,
         path_params: dict[str, Any] | None = None,
         outbox_limit: int = 256,
         overflow: OverflowPolicy = "drop_oldest",
@@ -117,17 +125,14 @@ class Connection:
         self.scope = scope
         self.receive = receive
         self._send = send
-        self._layer = layer
+        self._hub = hub
         self.path_params: dict[str, Any] = path_params if path_params is not None else {}
-        self.id: str = layer.new_connection_id() if layer is not None else uuid.uuid4().hex
+        self.id: str = hub.layer.new_member_id() if hub is not None else uuid.uuid4().hex
         self.state_ = ConnectionState.CONNECTING
         self.outbox_limit = outbox_limit
         self.overflow: OverflowPolicy = overflow
         self.close_code: int | None = None
         self.dropped = 0
-        self.groups: set[str] = set()
-        self.dependency_cache: dict[Any, Any] | None = None
-        self.exit_stack: AsyncExitStack | None = None
         self._outbox: deque[Message] | None = None
         self._pending: asyncio.Task[None] | None = None
         self._overflowed = False
@@ -184,10 +189,20 @@ class Connection:
         return self._state_ns
 
     @property
+    def hub(self) -> Hub:
+        """The messaging (registry and layer) of the app this connection belongs to."""
+        if self._hub is None:
+            raise ConnectionStateError(f"{self!r} does not belong to an application")
+        return self._hub
+
+    @property
     def layer(self) -> Layer:
-        if self._layer is None:
-            raise ConnectionStateError(f"{self!r} is not attached to an application's layer")
-        return self._layer
+        return self.hub.layer
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The groups this connection is a member of."""
+        return self._hub.registry.groups_of(self) if self._hub is not None else frozenset()
 
     @property
     def is_open(self) -> bool:
@@ -225,8 +240,9 @@ class Connection:
             self.state_ = ConnectionState.CLOSED
             try:
                 await self._send(message)
-            except Exception:  # the peer is already gone; closing is what we wanted
-                logger.debug("close of %r failed: peer already gone", self, exc_info=True)
+            except Exception as exc:
+                if not _is_client_gone(exc):  # the peer being gone is what closing wanted
+                    logger.warning("close of %r failed", self, exc_info=exc)
             return
         self.state_ = ConnectionState.CLOSING
         self._queue(message, force=True)
@@ -308,8 +324,8 @@ class Connection:
                     self._finish(coro, waiting_on)
                 )
                 return
-        except Exception:
-            self._send_failed()
+        except Exception as exc:
+            self._send_failed(exc)
 
     async def _finish(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
         try:
@@ -322,8 +338,8 @@ class Connection:
                     self._outbox.clear()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            self._send_failed()
+        except Exception as exc:
+            self._send_failed(exc)
         finally:
             self._pending = None
             self._overflowed = False
@@ -355,9 +371,23 @@ class Connection:
                 logger.warning("%r is too slow: dropping its oldest frames (outbox full)", self)
         outbox.append(message)
 
-    def _send_failed(self) -> None:
-        logger.debug("send on %r failed; treating the client as gone", self, exc_info=True)
+    def _send_failed(self, exc: Exception) -> None:
+        if _is_client_gone(exc):
+            logger.debug("send on %r failed: the client is gone (%r)", self, exc)
+        else:  # not a closed socket: a server or app bug that must be seen
+            logger.warning(
+                "send on %r failed with an unexpected error; closing it", self, exc_info=exc
+            )
         self.mark_disconnected(self.close_code)
+
+
+def _is_client_gone(exc: BaseException) -> bool:
+    """Whether a failed send means the peer went away (as servers report it)."""
+    # uvicorn raises ClientDisconnected (an OSError) and the ASGI spec says OSError;
+    # other servers raise their websocket library's ConnectionClosed
+    return isinstance(exc, OSError) or any(
+        cls.__name__.startswith("ConnectionClosed") for cls in type(exc).__mro__
+    )
 
 
 async def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:

@@ -5,7 +5,8 @@
     ├── ConnectionStateError   an operation the connection's current state forbids
     ├── MessageError           a handler refuses a message: sent to the client as an error frame
     └── LayerError             the messaging layer cannot do what was asked
-        └── LayerUnavailableError   the layer's backend (Redis) is unreachable right now
+        ├── LayerUnavailableError   the layer's backend (Redis) is unreachable right now
+        └── LayerBusyError          the backend is reachable but had no room in time
 
 `Reject` is not an error of rtframe's own: raise it from a connect handler (or a
 dependency) to refuse the handshake with a close code.
@@ -34,6 +35,14 @@ class LayerError(RtframeError):
 
 class LayerUnavailableError(LayerError):
     """The layer's backend is unreachable; local delivery still works."""
+
+
+class LayerBusyError(LayerError):
+    """The backend is reachable but every way to it stayed taken for the bounded wait.
+
+    Not an outage: the layer stays available and the next publish may pass; local
+    delivery still works.
+    """
 
 
 class MessageError(RtframeError):
@@ -72,6 +81,7 @@ class Reject(Exception):
 __all__ = [
     "ConfigurationError",
     "ConnectionStateError",
+    "LayerBusyError",
     "LayerError",
     "LayerUnavailableError",
     "MessageError",

@@ -1,4 +1,4 @@
-"""Named groups of connections, and broadcasting to them."""
+"""Named groups of members, and broadcasting to them."""
 
 from __future__ import annotations
 
@@ -8,31 +8,15 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .exceptions import ConfigurationError, RtframeError
+from .hub import target_hub
 from .messages import encode
 
 if TYPE_CHECKING:
     from .connection import Connection
-    from .layers.base import Layer
+
+__all__ = ["Group", "send_to_connection"]
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
-
-_default_layer: Layer | None = None
-
-
-def set_default_layer(layer: Layer | None) -> None:
-    """Choose the layer used by broadcasts made outside a connection (views, tasks).
-
-    RealtimeApp calls this when it is created and when it starts, so a process serving
-    one app never needs to.
-    """
-    global _default_layer
-    _default_layer = layer
-
-
-def default_layer() -> Layer:
-    if _default_layer is None:
-        raise RtframeError("no RealtimeApp has been created in this process, so there is no layer")
-    return _default_layer
 
 
 class Group:
@@ -78,14 +62,19 @@ class Group:
         return self.name(**{**conn.path_params, **params}) if params else self.name_for(conn)
 
     async def add(self, conn: Connection, **params: Any) -> str:
-        """Add a connection; it leaves automatically when it disconnects."""
+        """Add a connection; it leaves automatically when it disconnects.
+
+        Returns once the group's frames reach this process (with Redis: once the
+        subscription is confirmed), so call it before `accept()` and the client never
+        sees an open socket that misses the group's messages.
+        """
         name = self._member_name(conn, params)
-        await conn.layer.group_add(name, conn)
+        await conn.hub.join(name, conn)
         return name
 
     async def discard(self, conn: Connection, **params: Any) -> None:
         """Remove a connection; no error if it was not a member."""
-        await conn.layer.group_discard(self._member_name(conn, params), conn)
+        await conn.hub.leave(self._member_name(conn, params), conn)
 
     @overload
     def broadcast(self, message: F, /) -> F: ...
@@ -96,10 +85,12 @@ class Group:
     def broadcast(self, message: Any, /, **params: Any) -> Any:
         """Send `message` to every member, or decorate a receive handler.
 
-        As a decorator (`@group.broadcast` under `@ws.on_receive`), the handler's return
-        value goes to the group named from the sender's path parameters instead of back
-        to the sender. Called with a message, it sends it now: the message is encoded
-        once and that text reaches every member, in this process or (Redis layer) any.
+        As a decorator (`@group.broadcast`, above or below `@ws.on_receive`), the
+        handler's return value goes to the group named from the sender's path parameters
+        instead of back to the sender. Called with a message, it sends it now: the
+        message is encoded once and that text reaches every member, in this process or
+        (Redis layer) any. Outside a connection the app is found as `rtframe.hub`
+        explains; `await app.broadcast(group, message, ...)` names it.
         """
         if inspect.iscoroutinefunction(message) and not params:
             if getattr(message, "__rtframe_broadcast__", None) is not None:
@@ -110,11 +101,14 @@ class Group:
 
     async def send(self, message: Any, **params: Any) -> None:
         """Encode `message` once and publish it to the group named by `params`."""
-        await default_layer().publish(self.name(**params), encode(message))
+        name = self.name(**params)
+        await target_hub().publish(name, encode(message))
 
 
-async def send_to_connection(
-    connection_id: str, message: Any, *, layer: Layer | None = None
-) -> None:
-    """Send a message to one connection by id, wherever it is connected."""
-    await (layer or default_layer()).send_to(connection_id, encode(message))
+async def send_to_connection(connection_id: str, message: Any) -> None:
+    """Send a message to one connection by id, wherever it is connected.
+
+    Outside a connection the app is found as `rtframe.hub` explains; `await
+    app.send_to(connection_id, message)` names it.
+    """
+    await target_hub().send_to(connection_id, encode(message))

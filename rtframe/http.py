@@ -93,3 +93,13 @@ async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None
     await Response("Method Not Allowed", status=405, headers={"allow": "GET, HEAD"})(
         scope, receive, send
     )
+
+__all__ = [
+    "Endpoint",
+    "HTMLResponse",
+    "JSONResponse",
+    "Request",
+    "Response",
+    "method_not_allowed",
+    "not_found",
+]

@@ -54,3 +54,5 @@ class TokenBucket:
             return False
         self.tokens = tokens - 1.0
         return True
+
+__all__ = ["RateLimit", "TokenBucket"]

@@ -17,6 +17,9 @@ ErrorCode = Literal[
     "unsupported_frame",
     "rate_limited",
     "internal_error",
+    "layer_unavailable",
+    "layer_busy",
+    "layer_error",
 ]
 
 
@@ -32,7 +35,8 @@ class ErrorFrame(BaseModel):
     """Sent to a client whose message could not be handled; the connection stays open.
 
     `code` is one of invalid_json, validation_error, unknown_type, unsupported_frame,
-    rate_limited, internal_error, or a code chosen by the application (`MessageError`).
+    rate_limited, internal_error, layer_unavailable, layer_busy, layer_error, or a code
+    chosen by the application (`MessageError`).
     """
 
     type: Literal["error"] = "error"
@@ -127,3 +131,14 @@ def build_encoder(annotation: Any) -> Callable[[Any], str | bytes]:
         return adapter.dump_json(adapter.validate_python(value)).decode()
 
     return encode_any
+
+__all__ = [
+    "ErrorCode",
+    "ErrorDetail",
+    "ErrorFrame",
+    "build_encoder",
+    "describe_validation_error",
+    "encode",
+    "error_frame",
+    "message_adapter",
+]

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._compile import CallPlan, analyse
+from .description import PathParam
 from .exceptions import ConfigurationError
 from .limits import RateLimit
+
+__all__ = ["PathTemplate", "RouteSpec", "WebSocketRouter"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +39,7 @@ _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?}")
 class PathTemplate:
     """A path such as `/ws/chat/{room}` or `/ws/items/{id:int}`, compiled to a regex."""
 
-    __slots__ = ("converters", "param_types", "regex", "template")
+    __slots__ = ("converter_names", "converters", "param_types", "regex", "template")
 
     def __init__(self, template: str) -> None:
         if not template.startswith("/"):
@@ -44,6 +47,7 @@ class PathTemplate:
         self.template = template
         self.param_types: dict[str, type] = {}
         self.converters: dict[str, Callable[[str], Any]] = {}
+        self.converter_names: dict[str, str] = {}
         pattern, last = "^", 0
         for match in _PARAM.finditer(template):
             name, conv = match.group(1), match.group(2) or "str"
@@ -57,6 +61,7 @@ class PathTemplate:
             pattern += re.escape(template[last : match.start()]) + f"(?P<{name}>{regex})"
             self.param_types[name] = typ
             self.converters[name] = convert
+            self.converter_names[name] = conv
             last = match.end()
         pattern += re.escape(template[last:]) + "$"
         self.regex = re.compile(pattern)
@@ -74,8 +79,31 @@ class PathTemplate:
         except ValueError:
             return None
 
+    def describe(self) -> tuple[PathParam, ...]:
+        """The path's parameters, in order, with the regex each is matched with."""
+        return tuple(
+            PathParam(name, conv, self.param_types[name], _CONVERTERS[conv][0])
+            for name, conv in self.converter_names.items()
+        )
+
+    @property
+    def address(self) -> str:
+        """The template without converters: `/items/{id:int}` -> `/items/{id}`."""
+        return _PARAM.sub(lambda m: "{" + m.group(1) + "}", self.template)
+
     def __repr__(self) -> str:
         return f"PathTemplate({self.template!r})"
+
+
+def check_group_fields(group: Any, path: PathTemplate, handler: str) -> None:
+    """Refuse a broadcast group whose template names a field the path does not have."""
+    unknown = [f for f in group.fields if f not in path.param_types]
+    if unknown:
+        raise ConfigurationError(
+            f"{handler} broadcasts to {group!r}, whose template names {unknown[0]!r}, but "
+            f"route {path.template!r} has no such path parameter "
+            f"(it has: {', '.join(path.param_types) or 'none'})"
+        )
 
 
 @dataclass(eq=False)
@@ -145,7 +173,11 @@ class WebSocketRouter:
         """Register a function for incoming frames on `path`; its message annotation picks them."""
         spec = self._spec(path)
         plan = analyse(fn, role="receive", path_types=spec.path.param_types)
-        plan.broadcast = getattr(fn, "__rtframe_broadcast__", None)
+        # `@group.broadcast` may sit above or below this decorator: the app reads it when it
+        # compiles the route; checked here too when it is already known, to fail early
+        group = getattr(fn, "__rtframe_broadcast__", None)
+        if group is not None:
+            check_group_fields(group, spec.path, plan.name)
         spec.receive.append(plan)
         self._registrations.append(("receive", path, fn, {}))
 

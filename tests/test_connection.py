@@ -15,6 +15,7 @@ from rtframe import (
     RealtimeApp,
     WebSocketRouter,
 )
+from rtframe.hub import Hub
 from rtframe.testing import HandshakeRejected, TestClient
 from rtframe.types import Message
 
@@ -215,15 +216,15 @@ async def test_close_policy_closes_a_slow_client_with_4008() -> None:
 
 
 async def test_a_slow_member_does_not_stall_a_broadcast() -> None:
-    layer = InMemoryLayer()
+    hub = Hub(InMemoryLayer(), "test")
     slow_send, fast_send = SlowServerSend(), SlowServerSend()
-    slow = await open_connection(slow_send, layer=layer, outbox_limit=4)
-    fast = await open_connection(fast_send, layer=layer)
-    await layer.group_add("g", slow)
-    await layer.group_add("g", fast)
+    slow = await open_connection(slow_send, hub=hub, outbox_limit=4)
+    fast = await open_connection(fast_send, hub=hub)
+    await hub.join("g", slow)
+    await hub.join("g", fast)
     slow_send.gate.clear()
     for i in range(100):
-        await layer.publish("g", f"m{i}")
+        await hub.publish("g", f"m{i}")
     assert fast_send.texts() == [f"m{i}" for i in range(100)]  # all delivered while slow is stuck
     assert slow_send.texts() == []
     slow_send.gate.set()
@@ -264,8 +265,9 @@ async def test_a_send_that_fails_marks_the_client_gone() -> None:
 
 async def test_a_connection_outside_an_app_has_no_layer() -> None:
     conn = await open_connection(SlowServerSend())
-    with pytest.raises(ConnectionStateError, match="not attached to an application's layer"):
+    with pytest.raises(ConnectionStateError, match="does not belong to an application"):
         _ = conn.layer
+    assert conn.groups == frozenset()
 
 
 async def test_a_member_whose_send_fails_does_not_break_the_broadcast() -> None:
@@ -276,15 +278,15 @@ async def test_a_member_whose_send_fails_does_not_break_the_broadcast() -> None:
     async def receive() -> Message:
         raise AssertionError("not used")
 
-    layer = InMemoryLayer()
-    gone = Connection({"type": "websocket", "path": "/"}, receive, broken, layer=layer)
+    hub = Hub(InMemoryLayer(), "test")
+    gone = Connection({"type": "websocket", "path": "/"}, receive, broken, hub=hub)
     await gone.accept()
     healthy_send = SlowServerSend()
-    healthy = await open_connection(healthy_send, layer=layer)
+    healthy = await open_connection(healthy_send, hub=hub)
     for conn in (gone, healthy):
-        await layer.group_add("g", conn)
-    await layer.publish("g", "first")
-    await layer.publish("g", "second")
+        await hub.join("g", conn)
+    await hub.publish("g", "first")
+    await hub.publish("g", "second")
     assert healthy_send.texts() == ["first", "second"]
     assert gone.state_ is ConnectionState.CLOSED
-    assert len(layer.local_members("g")) == 2  # it leaves the group in its teardown
+    assert len(hub.registry.members("g")) == 2  # it leaves the group in its teardown

@@ -14,8 +14,9 @@ Two processes sharing one Redis (docs/redis.md), each tab on either port:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,7 @@ from rtframe import (
     sends,
 )
 
+logger = logging.getLogger(__name__)
 ws = WebSocketRouter()
 rooms = Group("chat.{room}")
 
@@ -68,6 +70,8 @@ class Notice(BaseModel):
 
     type: Literal["notice"] = "notice"
     text: str
+    joined: list[str] = []
+    left: list[str] = []
 
 
 class Welcome(BaseModel):
@@ -78,6 +82,56 @@ class Welcome(BaseModel):
     room: str
 
 
+class Crowd:
+    """Join and leave notices, coalesced per room.
+
+    The first arrival or departure in a quiet room is announced at once; those that follow
+    within `window` seconds are announced together when it ends. Announcing each of 2,000
+    clients that reconnect at once to everyone already there would cost 2,000 x 2,000
+    deliveries; coalesced, a storm costs a few notices a second.
+    """
+
+    def __init__(self, window: float = 0.25) -> None:
+        self.window = window
+        self._open: dict[str, tuple[list[str], list[str]]] = {}  # room -> (joined, left)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def announce(self, room: str, nick: str, joined: bool) -> None:
+        batch = self._open.get(room)
+        if batch is not None:  # a window is open: this one goes out when it closes
+            batch[0 if joined else 1].append(nick)
+            return
+        self._open[room] = ([], [])
+        asyncio.get_running_loop().call_later(self.window, self._close_window, room)
+        await self._send(room, [nick] if joined else [], [] if joined else [nick])
+
+    def _close_window(self, room: str) -> None:
+        joined, left = self._open.pop(room)
+        if joined or left:
+            task = asyncio.get_running_loop().create_task(self._send(room, joined, left))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _send(room: str, joined: list[str], left: list[str]) -> None:
+        parts = [f"{_names(joined)} joined"] if joined else []
+        parts += [f"{_names(left)} left"] if left else []
+        notice = Notice(text="; ".join(parts), joined=joined, left=left)
+        try:
+            await rooms.broadcast(notice, room=room)
+        except LayerUnavailableError as exc:  # members on this server got it
+            logger.warning("notice to room %r reached this server only: %s", room, exc)
+
+
+def _names(nicks: list[str]) -> str:
+    if len(nicks) > 3:
+        return f"{', '.join(nicks[:2])} and {len(nicks) - 2} others"
+    return " and ".join([", ".join(nicks[:-1]), nicks[-1]]) if len(nicks) > 1 else nicks[0]
+
+
+crowd = Crowd()
+
+
 @ws.route(ROOM)
 @sends(Welcome)
 @sends(Notice, group=rooms)
@@ -85,12 +139,11 @@ async def join(conn: Connection, room: str, nick: str = "guest") -> None:
     """Accept everyone; the nickname comes from the `nick` query parameter."""
     nick = nick.strip()[:32] or "guest"
     conn.state.nick = nick
-    # Join and announce before accepting: a connection that is not open yet does not hear
-    # its own notice, and once the handshake completes it is in the room in every process
-    # (with the Redis layer, `add` returns when Redis confirmed the subscription).
+    # Join before accepting: once the handshake completes the socket is in the room in
+    # every process (with the Redis layer, `add` returns when Redis confirmed the
+    # subscription), and a socket not open yet does not hear its own notice.
     await rooms.add(conn)
-    with suppress(LayerUnavailableError):  # Redis down: only this process hears the notice
-        await rooms.broadcast(Notice(text=f"{nick} joined"), room=room)
+    await crowd.announce(room, nick, joined=True)
     await conn.accept()
     await conn.send(Welcome(nick=nick, room=room))
 
@@ -113,7 +166,7 @@ async def rename(msg: Rename, conn: Connection) -> Notice:
 @sends(Notice, group=rooms)
 async def leave(conn: Connection, room: str) -> None:
     await rooms.discard(conn)
-    await rooms.broadcast(Notice(text=f"{conn.state.nick} left"), room=room)
+    await crowd.announce(room, conn.state.nick, joined=False)
 
 
 # With REDIS_URL set, every process serving the chat shares its rooms through Redis.

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["to_draft07"]
+
 # keywords whose value is one schema
 _ONE = (
     "additionalProperties",

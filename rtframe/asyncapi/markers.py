@@ -36,6 +36,8 @@ from .schema import SECURITY_MARKER, SENDS_MARKER
 if TYPE_CHECKING:
     from ..groups import Group
 
+__all__ = ["Sends", "declared_sends", "security_schemes", "sends"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

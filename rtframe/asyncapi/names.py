@@ -1,4 +1,8 @@
-"""Readable, stable names for channels, operations and messages."""
+"""Readable, stable names for channels, operations and messages.
+
+Every name is a pure function of the code (a type's or function's name, a template), never
+of an id or a hash, so the same app always gets the same names.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .parameters import CONVERTER
+__all__ = ["camel", "fn_name", "message_hint", "slug", "type_name", "unique"]
+
+# a `{name}` or `{name:converter}` placeholder of a route or group template
+_PLACEHOLDER = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?}")
 
 
 def type_name(annotation: Any) -> str:
@@ -33,7 +40,7 @@ def camel(name: str) -> str:
 
 def slug(template: str, keep: str = "") -> str:
     """A readable id from a template: `/ws/chat/{room}` -> `ws_chat_room`."""
-    text = CONVERTER.sub(lambda m: m.group(1), template).strip("/")
+    text = _PLACEHOLDER.sub(lambda m: m.group(1), template).strip("/")
     return re.sub(rf"[^A-Za-z0-9{re.escape(keep)}]+", "_", text).strip("_") or "root"
 
 

@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+__all__ = ["render_page"]
+
 _CODE = re.compile(r"`([^`]+)`")
 
 _STYLE = """

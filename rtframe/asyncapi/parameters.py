@@ -1,20 +1,30 @@
-"""Channel parameters and their descriptions, from path templates and handler code."""
+"""Channel parameters and their descriptions, from a route's description and handler code.
+
+- a channel has exactly one `parameters` entry per `{name}` of its path, in path order;
+- its `x-pattern` is the router's own regular expression for the converter
+  (`PathParam.pattern`), anchored, so the document cannot drift from what is matched;
+- its description is the parameter's own (see `param_doc`) followed by what the
+  converter accepts in words, or only those words when the code says nothing.
+
+`param_doc` also describes query parameters: the first of the route's handlers and their
+dependencies (in that order) that documents the name wins, through
+`Annotated[..., Field(description=...)]` or an `Args:` entry of its docstring.
+"""
 
 from __future__ import annotations
 
-import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from .._compile import CallPlan
-from ..routing import _CONVERTERS, PathTemplate
+from ..description import HandlerDescription, RouteDescription
 from . import docstrings
 from .schema import Parameter
 
-CONVERTER = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?}")
+__all__ = ["channel_parameters", "param_doc"]
+
 _CONVERTER_WORDS = {
     "str": "a path segment",
     "int": "a non-negative integer",
@@ -24,28 +34,26 @@ _CONVERTER_WORDS = {
 }
 
 
-def address(path: PathTemplate) -> str:
-    """The path template with converters removed: `/items/{id:int}` -> `/items/{id}`."""
-    return CONVERTER.sub(lambda m: "{" + m.group(1) + "}", path.template)
-
-
-def channel_parameters(path: PathTemplate, plans: tuple[CallPlan, ...]) -> dict[str, Parameter]:
+def channel_parameters(
+    route: RouteDescription, handlers: Iterable[HandlerDescription]
+) -> dict[str, Parameter]:
+    """The channel's `parameters` map: one entry per path parameter of `route`."""
+    handlers = tuple(handlers)
     out: dict[str, Parameter] = {}
-    for match in CONVERTER.finditer(path.template):
-        name, converter = match.group(1), match.group(2) or "str"
-        note = param_doc(name, plans)
-        words = _CONVERTER_WORDS.get(converter, converter)
-        described = f"{note} ({words})" if note else f"`{name}`: {words}."
-        out[name] = {"description": described, "x-pattern": _pattern(converter)}
+    for param in route.path_params:
+        note = param_doc(param.name, handlers)
+        words = _CONVERTER_WORDS.get(param.converter, param.converter)
+        described = f"{note} ({words})" if note else f"`{param.name}`: {words}."
+        out[param.name] = {"description": described, "x-pattern": f"^{param.pattern}$"}
     return out
 
 
-def param_doc(name: str, plans: tuple[CallPlan, ...]) -> str | None:
+def param_doc(name: str, handlers: Iterable[HandlerDescription]) -> str | None:
     """A parameter's description: `Annotated[..., Field(description=...)]`, else `Args:`."""
     functions: list[Callable[..., Any]] = []
-    for plan in plans:
-        functions.append(plan.fn)
-        functions += [d.dependency for d in plan.dependencies]
+    for handler in handlers:
+        functions.append(handler.fn)
+        functions += handler.dependencies
     for fn in dict.fromkeys(functions):
         try:
             hints = typing.get_type_hints(fn, include_extras=True)
@@ -60,9 +68,3 @@ def param_doc(name: str, plans: tuple[CallPlan, ...]) -> str | None:
         if text:
             return text
     return None
-
-
-def _pattern(converter: str) -> str:
-    # the router's own regex for the converter, anchored: the document cannot drift from it
-    regex = _CONVERTERS[converter][0] if converter in _CONVERTERS else ".*"
-    return f"^{regex}$"

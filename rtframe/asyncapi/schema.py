@@ -9,6 +9,26 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, TypedDict
 
+__all__ = [
+    "ASYNCAPI_VERSION",
+    "SECURITY_MARKER",
+    "SENDS_MARKER",
+    "WS_BINDING_VERSION",
+    "Channel",
+    "Components",
+    "Document",
+    "Info",
+    "Message",
+    "MessageExample",
+    "Operation",
+    "OperationReply",
+    "Parameter",
+    "Reference",
+    "Schema",
+    "Server",
+    "ref",
+]
+
 ASYNCAPI_VERSION = "3.0.0"
 WS_BINDING_VERSION = "0.1.0"
 #: The marker attribute a dependency (or handler) sets to say a route needs credentials.

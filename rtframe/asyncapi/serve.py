@@ -1,21 +1,34 @@
-"""Serve an app's AsyncAPI document (`/asyncapi.json`) and its page (`/asyncapi`)."""
+"""Serve an app's AsyncAPI document (`/asyncapi.json`) and its page (`/asyncapi`).
+
+`serve(app)` needs only two things of the app (`ServableApp`): `describe()` for the
+routes and `add_http_route(path, endpoint)` to answer GET requests. The document is
+generated on the first request and again only when `describe()` returns a description
+that differs from the one it was generated from (routes were added since); each response
+then swaps in the server the request reached.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ..description import AppDescription
 from ..exceptions import ConfigurationError
-from ..http import HTMLResponse, JSONResponse, Request, Response
-from .generate import generate, server, with_servers
+from ..http import Endpoint, HTMLResponse, JSONResponse, Request, Response
+from .generate import Describable, generate, server, with_servers
 from .page import render_page
 from .schema import Document
 
-if TYPE_CHECKING:
-    from ..app import RealtimeApp
+__all__ = ["ServableApp", "serve"]
+
+
+class ServableApp(Describable, Protocol):
+    """What `serve` needs of an app: its description and a way to add HTTP routes."""
+
+    def add_http_route(self, path: str, endpoint: Endpoint) -> None: ...
 
 
 def serve(
-    app: RealtimeApp,
+    app: ServableApp,
     json_path: str | None = "/asyncapi.json",
     page_path: str | None = "/asyncapi",
 ) -> None:
@@ -23,16 +36,15 @@ def serve(
 
     The document describes the server the request reached: its `Host` header, `wss`
     when the request came over HTTPS, and the ASGI `root_path` as pathname. The rest is
-    generated once and regenerated only when routes are added.
+    generated once and regenerated only when the app's description changes.
     """
-    cache: dict[int, Document] = {}
+    cache: list[tuple[AppDescription, Document]] = []
 
     def document(request: Request) -> Document:
-        count = len(app.routes)
-        base = cache.get(count)
-        if base is None:
-            cache.clear()
-            base = cache[count] = generate(app)
+        description = app.describe()
+        if not cache or (cache[0][0] is not description and cache[0][0] != description):
+            cache[:] = [(description, generate(description))]
+        base = cache[0][1]
         host = request.headers.get("host") or "localhost"
         secure = request.scope.get("scheme") in ("https", "wss")
         try:

@@ -1,36 +1,82 @@
-"""The messaging-layer contract.
+"""The channel-layer contract (written out in `docs/layers.md`).
 
-A layer knows which local connections belong to which group, and carries group and
-direct messages to them: within the process (in-memory) or across processes (Redis).
-Messages arrive already encoded as frame text, so a broadcast is serialized once by its
-sender and never again.
+A layer carries encoded frames between the processes that serve one application. It
+knows nothing of connections: which local member is in which group is kept by the app's
+member registry (`rtframe.members`), which also does the local fan-out. A layer:
 
-Semantics every layer keeps:
-- delivery is at most once; frames from one publisher to one group arrive in order;
-- a member's frames go through its bounded outbox, so a slow member never stalls others;
-- `group_add` / `group_discard` are idempotent; disconnecting discards a connection from
-  all its groups.
+- `publish(channel, data)` sends one encoded frame to every *other* process subscribed
+  to `channel` and returns its `Position` when the channel keeps history, else None;
+- `subscribe(channel)` / `unsubscribe(channel)` say whether this process wants a
+  channel's frames (the registry calls them when a group gets its first local member and
+  loses its last), and the layer hands each frame that arrives to its `Receiver`;
+- `send_direct(member_id, data)` sends one frame to a member of another process (ids
+  come from `new_member_id`, so a cross-process layer can tell where a member lives);
+- `start()` / `stop()` open and release its resources, `available` says whether frames
+  can leave this process right now.
+
+Guarantees every layer keeps: delivery is at most once; frames one publisher sends to one
+channel arrive in order; while the backend is unreachable `publish` and `send_direct`
+raise `LayerUnavailableError` (local members still receive, through the registry), and
+`available` is False until every subscription is back.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import NamedTuple, Protocol
 
-if TYPE_CHECKING:
-    from ..connection import Connection
+from ..exceptions import ConfigurationError
 
-logger = logging.getLogger("rtframe.layers")
+__all__ = ["Layer", "Position", "Receiver"]
+
+
+class Position(NamedTuple):
+    """Where a frame sits in a channel's history: offsets grow within an epoch."""
+
+    epoch: str
+    offset: int
+
+
+class Receiver(Protocol):
+    """What a layer hands incoming frames to: the app's member registry."""
+
+    def deliver_group(self, channel: str, data: str | bytes) -> None:
+        """A frame published to `channel` by another process; never awaited."""
+
+    def deliver_direct(self, member_id: str, data: str | bytes) -> bool:
+        """A frame for one member of this process; False when it is not here (any more)."""
 
 
 class Layer(ABC):
-    """Groups and direct messages for the connections of one application."""
+    """Carries group and direct frames between the processes of one application."""
 
     def __init__(self) -> None:
-        self._groups: dict[str, dict[Connection, None]] = {}
-        self._connections: dict[str, Connection] = {}
+        self._receiver: Receiver | None = None
+
+    def bind(self, receiver: Receiver) -> None:
+        """Attach the registry that receives this layer's frames; done by the app.
+
+        Raises:
+            ConfigurationError: the layer already serves another app (two apps sharing a
+                layer would each receive the other's frames).
+        """
+        if self._receiver is not None and self._receiver is not receiver:
+            raise ConfigurationError(
+                f"{self!r} already serves another RealtimeApp; give each app its own layer"
+            )
+        self._receiver = receiver
+
+    @property
+    def receiver(self) -> Receiver:
+        if self._receiver is None:
+            raise ConfigurationError(f"{self!r} is not bound to an app yet")
+        return self._receiver
+
+    @property
+    def available(self) -> bool:
+        """Whether frames can leave this process now; a local-only layer always can."""
+        return True
 
     async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Open backend resources; called at application startup (or first connection)."""
@@ -38,79 +84,22 @@ class Layer(ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release backend resources; called at application shutdown."""
 
-    def new_connection_id(self) -> str:
-        """A fresh connection id; a cross-process layer makes it name the process."""
+    def new_member_id(self) -> str:
+        """A fresh member id; a cross-process layer makes it name the process."""
         return uuid.uuid4().hex
 
-    # -- local bookkeeping shared by every layer ---------------------------------------
-
-    def attach(self, conn: Connection) -> None:
-        """Make a connection reachable by its id; called when it is accepted."""
-        self._connections[conn.id] = conn
-
-    def detach(self, conn: Connection) -> None:
-        """Forget a connection; called after its groups were left."""
-        self._connections.pop(conn.id, None)
-
-    def local_members(self, group: str) -> list[Connection]:
-        """The connections of this process in `group`."""
-        return list(self._groups.get(group, ()))
-
-    def fan_out(self, group: str, data: str | bytes) -> int:
-        """Hand one encoded frame to every local member; returns how many there were."""
-        members = self._groups.get(group)
-        if not members:
-            return 0
-        # Plain loop on purpose: each deliver() writes in place or queues, never awaits,
-        # and never changes membership (a failed send only marks its connection closed;
-        # leaving the group happens in its teardown), so no copy of the members is needed.
-        for conn in members:
-            conn.deliver(data)
-        return len(members)
-
-    def deliver_local(self, connection_id: str, data: str | bytes) -> bool:
-        conn = self._connections.get(connection_id)
-        if conn is None:
-            return False
-        conn.deliver(data)
-        return True
-
-    def _add_local(self, group: str, conn: Connection) -> bool:
-        """Record membership; True when the group just got its first local member."""
-        members = self._groups.get(group)
-        first = members is None
-        if members is None:
-            members = self._groups[group] = {}
-        members[conn] = None
-        conn.groups.add(group)
-        return first
-
-    def _discard_local(self, group: str, conn: Connection) -> bool:
-        """Drop membership; True when the group just lost its last local member."""
-        conn.groups.discard(group)
-        members = self._groups.get(group)
-        if members is None or conn not in members:
-            return False
-        del members[conn]
-        if not members:
-            del self._groups[group]
-            return True
-        return False
-
-    # -- the contract ------------------------------------------------------------------
+    @abstractmethod
+    async def publish(self, channel: str, data: str | bytes) -> Position | None:
+        """Send an encoded frame to the other processes subscribed to `channel`."""
 
     @abstractmethod
-    async def group_add(self, group: str, conn: Connection) -> None:
-        """Make `conn` a member of `group`."""
+    async def subscribe(self, channel: str) -> None:
+        """Receive `channel`'s frames in this process from now on; idempotent."""
 
     @abstractmethod
-    async def group_discard(self, group: str, conn: Connection) -> None:
-        """Remove `conn` from `group`; no error if it was not a member."""
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop receiving `channel`'s frames; no error if not subscribed."""
 
     @abstractmethod
-    async def publish(self, group: str, data: str | bytes) -> None:
-        """Send an encoded frame to every member of `group`, wherever it is connected."""
-
-    @abstractmethod
-    async def send_to(self, connection_id: str, data: str | bytes) -> None:
-        """Send an encoded frame to one connection, wherever it is connected."""
+    async def send_direct(self, member_id: str, data: str | bytes) -> None:
+        """Send an encoded frame to a member of another process."""

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from .base import Layer, Position
 
-from .base import Layer
-
-if TYPE_CHECKING:
-    from ..connection import Connection
+__all__ = ["InMemoryLayer"]
 
 
 class InMemoryLayer(Layer):
-    """Groups and direct messages within one process; nothing crosses processes."""
+    """Nothing crosses processes: the registry's local fan-out is the whole delivery."""
 
-    async def group_add(self, group: str, conn: Connection) -> None:
-        self._add_local(group, conn)
+    def __init__(self) -> None:
+        super().__init__()
+        self._channels: set[str] = set()
 
-    async def group_discard(self, group: str, conn: Connection) -> None:
-        self._discard_local(group, conn)
+    @property
+    def channels(self) -> frozenset[str]:
+        """The channels this process is subscribed to."""
+        return frozenset(self._channels)
 
-    async def publish(self, group: str, data: str | bytes) -> None:
-        self.fan_out(group, data)
+    async def publish(self, channel: str, data: str | bytes) -> Position | None:
+        return None
 
-    async def send_to(self, connection_id: str, data: str | bytes) -> None:
-        self.deliver_local(connection_id, data)
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+
+    async def send_direct(self, member_id: str, data: str | bytes) -> None:
+        # every member of an in-memory app is local: the registry already looked
+        return None

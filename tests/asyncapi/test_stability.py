@@ -49,16 +49,18 @@ def build(
             body()
         return Said(text="x")
 
-    async def other(msg: Any) -> None:
-        return None
+    async def other(msg: Any) -> Any:
+        return Said(text="y")
 
     # set here: string annotations could not name the local `say`
     talk.__annotations__ = {"msg": say, "return": Said}
-    other.__annotations__ = {"msg": say, "return": None}
+    # a broadcast handler must say what the group receives
+    other.__annotations__ = {"msg": say, "return": Said}
 
     registrations: list[tuple[str, Any, Any]] = [(path, join, talk)]
     if extra_route:
-        registrations.append(("/ws/other", None, other))
+        # `{room}` in the path: a route may only broadcast to groups its path can fill
+        registrations.append(("/ws/other/{room}", None, other))
     if reversed_order:
         registrations.reverse()
     for route, connect, handler in registrations:

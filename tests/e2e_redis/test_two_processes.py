@@ -28,7 +28,9 @@ APP = "tests.e2e_redis.app:app"
 @contextmanager
 def server(prefix: str, **env: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`uvicorn` on the Redis layer; yields (port, process) so a test can also kill it."""
-    with uvicorn_process(APP, env={"REDIS_URL": REDIS_URL, "RTFRAME_PREFIX": prefix, **env}) as served:
+    with uvicorn_process(
+        APP, env={"REDIS_URL": REDIS_URL, "RTFRAME_PREFIX": prefix, **env}
+    ) as served:
         yield served
 
 
@@ -249,3 +251,39 @@ async def test_the_chat_example_runs_on_two_processes(prefix: str) -> None:
 def chat_server(env: dict[str, str]) -> Iterator[int]:
     with uvicorn_server("examples.chat.app:app", env={"REDIS_URL": REDIS_URL, **env}) as port:
         yield port
+
+
+async def test_a_thousand_clients_sending_at_once_get_no_false_outage(
+    ports: tuple[int, int],
+) -> None:
+    """Issue 8: 400 clients sending at the same instant to a healthy Redis got ~290
+    `layer_unavailable` frames (the client pool ran out). 500 per process, in pairs
+    across the two processes, all send at once: every frame arrives, no error frame."""
+    a, b = ports
+    pairs = 500
+    socks: list[ClientConnection] = []
+    try:
+        for chunk in range(0, pairs, 100):  # connect in waves: the listen backlog is finite
+            socks += await asyncio.gather(
+                *(
+                    connect(f"ws://127.0.0.1:{port}/ws/burst{i}")
+                    for i in range(chunk, chunk + 100)
+                    for port in (a, b)
+                )
+            )
+        await asyncio.gather(*(hello(s) for s in socks))
+        await asyncio.gather(
+            *(s.send(json.dumps({"type": "say", "text": str(n)})) for n, s in enumerate(socks))
+        )
+
+        async def two_frames(s: ClientConnection) -> list[dict[str, Any]]:
+            return [await recv(s, 20), await recv(s, 20)]
+
+        received = await asyncio.gather(*(two_frames(s) for s in socks))
+        for n, frames in enumerate(received):
+            # its own frame and its partner's (in the other process), nothing else
+            assert {f.get("type") for f in frames} == {"said"}, frames
+            partner = n + 1 if n % 2 == 0 else n - 1
+            assert sorted(f["text"] for f in frames) == sorted([str(n), str(partner)])
+    finally:
+        await asyncio.gather(*(s.close() for s in socks), return_exceptions=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -14,17 +13,11 @@ from rtframe import RedisLayer
 from rtframe.sync import SyncPublisher
 from rtframe.testing import TestClient
 
-from .redis_servers import redis_cluster
+from .conftest import Recorder
 from .test_contract import room_app
 from .test_redis_layer import joined
 
 ROOMS = [f"r{i}" for i in range(12)]
-
-
-@pytest.fixture(scope="module")
-def cluster_ports() -> Iterator[list[int]]:
-    with redis_cluster(3) as ports:
-        yield ports
 
 
 def shard_subscribers(ports: list[int], channel: str) -> int:
@@ -42,8 +35,9 @@ async def test_groups_spread_over_shards_and_cross_processes(
     a = RedisLayer(f"redis://127.0.0.1:{cluster_ports[0]}", cluster=True, prefix=prefix)
     b = RedisLayer(f"redis://127.0.0.1:{cluster_ports[1]}", cluster=True, prefix=prefix)
     publisher = SyncPublisher(f"redis://127.0.0.1:{cluster_ports[2]}", cluster=True, prefix=prefix)
+    app_a = room_app(a)
     try:
-        async with TestClient(room_app(a)) as ca, TestClient(room_app(b)) as cb:
+        async with TestClient(app_a) as ca, TestClient(room_app(b)) as cb:
             sessions_a = [ca.websocket(f"/room/{r}") for r in ROOMS]
             sessions_b = [cb.websocket(f"/room/{r}") for r in ROOMS]
             members_a = [await s.__aenter__() for s in sessions_a]
@@ -56,11 +50,11 @@ async def test_groups_spread_over_shards_and_cross_processes(
             assert shard_subscribers(cluster_ports, f"{prefix}:g:room.r0") == 2
 
             for room, ws_a, ws_b in zip(ROOMS, members_a, members_b, strict=True):
-                await a.publish(f"room.{room}", f'{{"room":"{room}"}}')
+                await app_a.broadcast(f"room.{room}", f'{{"room":"{room}"}}')
                 assert await ws_a.receive_json() == {"room": room}
                 assert await ws_b.receive_json() == {"room": room}
 
-            await a.send_to(ids_b[5], '{"direct":5}')
+            await app_a.send_to(ids_b[5], '{"direct":5}')
             assert await members_b[5].receive_json() == {"direct": 5}
 
             await asyncio.to_thread(publisher.broadcast, "room.r3", {"from": "sync"})
@@ -91,8 +85,9 @@ async def test_a_group_follows_its_slot_to_another_shard(
     a = RedisLayer(url, cluster=True, prefix=prefix, reconnect_backoff=(0.05, 0.5))
     b = RedisLayer(url, cluster=True, prefix=prefix, reconnect_backoff=(0.05, 0.5))
     channel = f"{prefix}:g:room.moving"
+    app_a = room_app(a)
     try:
-        async with TestClient(room_app(a)) as ca, TestClient(room_app(b)) as cb:
+        async with TestClient(app_a) as ca, TestClient(room_app(b)) as cb:
             async with ca.websocket("/room/moving") as wa, cb.websocket("/room/moving") as wb:
                 await joined(wa)
                 await joined(wb)
@@ -105,7 +100,7 @@ async def test_a_group_follows_its_slot_to_another_shard(
                         break
                     await asyncio.sleep(0.025)
                 assert shard_subscribers(cluster_ports, channel) == 2
-                await a.publish("room.moving", '{"after":"move"}')
+                await app_a.broadcast("room.moving", '{"after":"move"}')
                 assert await wa.receive_json() == {"after": "move"}
                 assert await wb.receive_json() == {"after": "move"}
                 assert a._placement[channel.encode()].name != before
@@ -133,3 +128,27 @@ def move_slot(ports: list[int], channel: str) -> None:
     finally:
         for c in clients:
             c.close()
+
+
+async def test_a_publish_follows_a_moved_slot(cluster_ports: list[int], prefix: str) -> None:
+    """A publisher that still routes to the old owner gets MOVED, reloads the slot map and
+    publishes on the new owner: no error, no lost frame."""
+    url = f"redis://127.0.0.1:{cluster_ports[0]}"
+    a = RedisLayer(url, cluster=True, prefix=prefix)
+    b = RedisLayer(url, cluster=True, prefix=prefix)
+    a.bind(Recorder())
+    got = Recorder()
+    b.bind(got)
+    channel = f"{prefix}:g:room.m"
+    try:
+        await a.start()
+        await a.publish("room.m", "warm")  # a knows the slot's owner and has a connection
+        await asyncio.to_thread(move_slot, cluster_ports, channel)
+        await b.start()
+        await b.subscribe("room.m")  # on the new owner
+        await a.publish("room.m", "after the move")
+        assert await got.wait_groups(1) == [("room.m", "after the move")]
+        assert len(a._publishing.nodes) == 2  # the old owner's and the new owner's
+    finally:
+        await a.stop()
+        await b.stop()

@@ -15,6 +15,7 @@ from rtframe import (
     LayerError,
     LayerUnavailableError,
     RedisLayer,
+    RtframeError,
 )
 from rtframe.sync import SyncPublisher, broadcast_sync, send_to_connection_sync
 from rtframe.testing import TestClient
@@ -84,7 +85,7 @@ def test_bad_arguments_are_refused(redis_url: str) -> None:
     with pytest.raises(ConfigurationError, match="bad Redis URL"):
         SyncPublisher("ftp://nowhere")
     publisher = SyncPublisher(redis_url)
-    with pytest.raises(LayerError, match="not a connection id"):
+    with pytest.raises(LayerError, match="not a member id"):
         publisher.send_to("no-process-in-here", {"x": 1})
     publisher.close()
 
@@ -99,3 +100,32 @@ def test_an_unreachable_redis_is_a_typed_error() -> None:
         server.start()
         publisher.broadcast("g", "fine again")  # the pool recovers by itself
         publisher.close()
+
+
+async def test_the_target_is_the_layer_or_app_named_else_the_only_app_running(
+    redis_url: str, prefix: str
+) -> None:
+    layer = RedisLayer(redis_url, prefix=prefix)
+    other = room_app(RedisLayer(redis_url, prefix=f"{prefix}-other"))
+    app = room_app(layer)
+    async with TestClient(app) as client:
+        async with client.websocket("/room/x") as w1:
+            await joined(w1)
+            await asyncio.to_thread(broadcast_sync, "room.x", {"via": "app"}, app=app)
+            assert await w1.receive_json() == {"via": "app"}
+            # one app running: it is the target
+            await asyncio.to_thread(broadcast_sync, rooms, {"via": "only"}, room="x")
+            assert await w1.receive_json() == {"via": "only"}
+            async with TestClient(other):
+                # two running: naming none is an error, never a guess
+                with pytest.raises(RtframeError, match="name the one"):
+                    await asyncio.to_thread(broadcast_sync, "room.x", {"via": "guess"})
+                await asyncio.to_thread(broadcast_sync, "room.x", {"via": "layer"}, layer=layer)
+                assert await w1.receive_json() == {"via": "layer"}
+            await w1.receive_nothing(0.1)
+    layer.sync_publisher().close()
+
+
+def test_an_in_memory_app_cannot_be_reached_from_sync_code() -> None:
+    with pytest.raises(LayerError, match="needs a RedisLayer"):
+        send_to_connection_sync("x.y", {"n": 1}, app=room_app(InMemoryLayer()))

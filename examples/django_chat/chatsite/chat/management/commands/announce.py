@@ -37,5 +37,5 @@ class Command(BaseCommand):
             raise CommandError(f"no room {room!r} or no user {username!r}") from None
         message = Message.objects.create(room=target, author=author, text=text)
         # One line to reach every browser in the room, whichever server process holds it.
-        broadcast_sync(rooms, Said.of(message), room=room)
+        broadcast_sync(rooms, Said.of(message), app=app, room=room)
         self.stdout.write(f"posted message {message.pk} to {room}")

@@ -4,7 +4,7 @@ A payload is a short ASCII header followed by the frame exactly as clients recei
 (the JSON text a broadcast was serialized to, once, by its sender):
 
     group channel    <kind><origin> <frame>
-    process channel  <kind><origin> <connection id> <frame>
+    process channel  <kind><origin> <member id> <frame>
 
 `kind` is one byte, `T` for a text frame (UTF-8) or `B` for a binary one; `origin` is the
 12-character id of the publishing process, so a process can skip the echo of its own
@@ -18,7 +18,30 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..exceptions import ConfigurationError
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ...exceptions import ConfigurationError
+
+__all__ = [
+    "BINARY",
+    "NODE_ID_LENGTH",
+    "TEXT",
+    "MalformedPayload",
+    "address",
+    "check_prefix",
+    "client_from_url",
+    "connection_factory",
+    "group_channel",
+    "new_node_id",
+    "node_of",
+    "pack_direct",
+    "pack_group",
+    "process_channel",
+    "unpack_direct",
+    "unpack_group",
+]
 
 S = TypeVar("S")
 K = TypeVar("K")
@@ -38,6 +61,20 @@ def new_node_id() -> str:
     return secrets.token_hex(NODE_ID_LENGTH // 2)
 
 
+def check_prefix(prefix: str) -> str:
+    """`prefix` if it can start channel names, else ConfigurationError."""
+    if not prefix or any(c.isspace() for c in prefix):
+        raise ConfigurationError(
+            f"prefix must be a non-empty string without spaces, not {prefix!r}"
+        )
+    return prefix
+
+
+def address(kwargs: dict[str, Any]) -> str:
+    """`host:port` (or the socket path) of a client's connection settings, for logs."""
+    return f"{kwargs.get('host', kwargs.get('path', 'redis'))}:{kwargs.get('port', '')}"
+
+
 def group_channel(prefix: str, group: str) -> str:
     return f"{prefix}:g:{group}"
 
@@ -46,9 +83,9 @@ def process_channel(prefix: str, node_id: str) -> str:
     return f"{prefix}:p:{node_id}"
 
 
-def node_of(connection_id: str) -> str | None:
-    """The process part of a connection id made by `RedisLayer`, or None if it has none."""
-    node, dot, rest = connection_id.partition(".")
+def node_of(member_id: str) -> str | None:
+    """The process part of a member id made by `RedisLayer`, or None if it has none."""
+    node, dot, rest = member_id.partition(".")
     if not dot or len(node) != NODE_ID_LENGTH or not rest:
         return None
     return node
@@ -60,8 +97,8 @@ def pack_group(origin: bytes, data: str | bytes) -> bytes:
     return b"".join((BINARY, origin, b" ", data))
 
 
-def pack_direct(origin: bytes, connection_id: str, data: str | bytes) -> bytes:
-    target = connection_id.encode()
+def pack_direct(origin: bytes, member_id: str, data: str | bytes) -> bytes:
+    target = member_id.encode()
     if isinstance(data, str):
         return b"".join((TEXT, origin, b" ", target, b" ", data.encode()))
     return b"".join((BINARY, origin, b" ", target, b" ", data))
@@ -86,16 +123,16 @@ def unpack_group(payload: bytes) -> tuple[bytes, str | bytes]:
 
 
 def unpack_direct(payload: bytes) -> tuple[str, str | bytes]:
-    """Split a process-channel payload into (connection id, frame)."""
+    """Split a process-channel payload into (member id, frame)."""
     if len(payload) <= _HEADER or payload[_HEADER : _HEADER + 1] != b" ":
         raise MalformedPayload("too short or no header")
     end = payload.find(b" ", _HEADER + 1)
     if end < 0:
-        raise MalformedPayload("no connection id")
+        raise MalformedPayload("no member id")
     try:
         target = payload[_HEADER + 1 : end].decode("ascii")
     except UnicodeDecodeError:
-        raise MalformedPayload("a connection id that is not ASCII") from None
+        raise MalformedPayload("a member id that is not ASCII") from None
     return target, _frame(payload[:1], payload, end + 1)
 
 
@@ -117,3 +154,28 @@ def client_from_url(
         return clustered(url, retry=retry) if cluster else single(url, retry=retry)
     except ValueError as exc:
         raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from None
+
+
+#: Connection settings that belong to the pool that made them, not to a lone connection.
+_POOL_ONLY = ("maint_notifications", "orig_", "oss_cluster_maint")
+
+
+def connection_factory(
+    connection_class: type[AbstractConnection], kwargs: dict[str, Any], client_name: str
+) -> Callable[[], AbstractConnection]:
+    """Build lone connections like a client's own, for the layer's long-lived connections.
+
+    RESP2 keeps pub/sub replies plain arrays and PUBLISH replies plain integers; health
+    checks inside `send_command` would read replies behind the reading task's back, so
+    they are off (the subscriber pings, the publisher checks its connection per batch);
+    redis-py's own retries are off, the layer decides what a failure means.
+    """
+    own = {k: v for k, v in kwargs.items() if not k.startswith(_POOL_ONLY)}
+    own["client_name"] = client_name  # CLIENT LIST then shows which process is which
+    own.update(protocol=2, health_check_interval=0, retry=Retry(NoBackoff(), 0))
+    own.setdefault("socket_connect_timeout", 5.0)
+
+    def make() -> AbstractConnection:
+        return connection_class(**own)
+
+    return make

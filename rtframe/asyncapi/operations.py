@@ -1,0 +1,324 @@
+"""What an app's routes say, before any schema is generated: messages and operations.
+
+`Collector(description).collect()` walks an `AppDescription` (routes sorted by path) and
+returns one `ChannelPlan` per route. Nothing here generates JSON Schema or emits document
+objects; it only decides which messages exist and which operations carry them:
+
+- a `Payload` is one message type travelling in one direction; the same type in the same
+  direction is one payload (one component message) wherever it appears, except binary
+  frames: every `bytes` handler gets a message of its own;
+- one `receive` operation per receive handler (text handlers sorted by message type name,
+  the binary handler last), with a `reply` when the handler answers the sender: a return
+  annotation (without `None`) and no `@group.broadcast`;
+- a broadcast handler's return value, and messages declared with `@sends(..., group=g)`,
+  join group `g`; every route that reaches a group gets one `broadcast` operation listing
+  what any route sends to it (`add_group_ops`, once every route is collected);
+- `@sends(...)` without a group is a `send` operation per message (handlers pushing the
+  same message share it); every route can send the error frame;
+- the security schemes of a route are those its handlers and their dependencies
+  (transitively) declare; two declaring one name differently is a `ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+
+from pydantic.json_schema import JsonSchemaMode
+
+from ..description import AppDescription, HandlerDescription, RouteDescription
+from ..exceptions import ConfigurationError
+from ..messages import ErrorFrame
+from . import docstrings, names
+from .markers import declared_sends, security_schemes
+from .schema import Schema
+
+if TYPE_CHECKING:
+    from ..groups import Group
+
+__all__ = [
+    "ChannelPlan",
+    "Collector",
+    "GroupUse",
+    "OperationPlan",
+    "Payload",
+    "QueryField",
+    "drop_none",
+]
+
+
+@dataclass(eq=False)
+class Payload:
+    """One message type travelling in one direction; becomes one component message.
+
+    `key` and `schema` are filled when schemas are generated (`payloads.generate_schemas`).
+    """
+
+    annotation: Any
+    mode: JsonSchemaMode
+    binary: bool
+    hint: str  #: the message's name when its type is not a model
+    note: str | None = None  #: description when its type is not a model
+    key: str = ""
+    schema: Schema = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class OperationPlan:
+    """One operation of a channel, before its id and message references are known."""
+
+    verb: str  #: "receive", "send" or "broadcast": the id reads `<channel>.<verb>.<name>`
+    name: str | None  #: None: the key of its (first) message
+    action: Literal["send", "receive"]
+    payloads: list[Payload]
+    reply: list[Payload] = field(default_factory=list)
+    summary: str | None = None
+    description: str | None = None
+    handler: str | None = None
+    group: str | None = None
+
+
+@dataclass(eq=False)
+class QueryField:
+    """A query parameter of a channel; `schema` is filled when schemas are generated."""
+
+    name: str
+    annotation: Any
+    required: bool
+    default: Any
+    schema: Schema = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class ChannelPlan:
+    """One route: its channel id, the handlers it documents and its operations."""
+
+    route: RouteDescription
+    id: str
+    #: connect, receive (text sorted by message type name, then binary), disconnect
+    handlers: tuple[HandlerDescription, ...]
+    receive: tuple[HandlerDescription, ...]
+    ops: list[OperationPlan] = field(default_factory=list)
+    security: dict[str, dict[str, Any]] = field(default_factory=dict)
+    query: list[QueryField] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class GroupUse:
+    """What every route sends to one group, and which code sends it."""
+
+    group: Group
+    payloads: list[Payload] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+class Collector:
+    """Collect the payloads and operations of every route of one app description."""
+
+    def __init__(self, description: AppDescription) -> None:
+        self.description = description
+        self.payloads: dict[tuple[Any, str, str | None], Payload] = {}
+        self.groups: dict[str, GroupUse] = {}
+        self.error = self.payload(ErrorFrame, "serialization", hint="ErrorFrame")
+
+    def collect(self) -> list[ChannelPlan]:
+        """Every route's channel plan, sorted by path, group operations included."""
+        routes = sorted(self.description.routes, key=lambda r: r.path)
+        ids = names.unique([names.slug(r.path) for r in routes])
+        channels = [self.route(route, cid) for route, cid in zip(routes, ids, strict=True)]
+        for channel in channels:
+            self.add_group_ops(channel)
+        return channels
+
+    def payload(
+        self,
+        annotation: Any,
+        mode: JsonSchemaMode,
+        *,
+        hint: str,
+        note: str | None = None,
+        binary: bool = False,
+    ) -> Payload:
+        # binary frames all share the `bytes` type: one message per handler, not one in all
+        key = (annotation, mode, hint if binary else None)
+        found = self.payloads.get(key)
+        if found is None:
+            found = self.payloads[key] = Payload(annotation, mode, binary, hint, note)
+        return found
+
+    def route(self, route: RouteDescription, cid: str) -> ChannelPlan:
+        text = [h for h in route.receive if h.message is not bytes]
+        binary = [h for h in route.receive if h.message is bytes]
+        receive = (*sorted(text, key=lambda h: names.type_name(h.message)), *binary)
+        connect = (route.connect,) if route.connect is not None else ()
+        every = (*connect, *receive, *route.disconnect)
+        channel = ChannelPlan(route, cid, every, receive)
+        for handler in receive:
+            channel.ops.append(self.receive_op(handler))
+        for handler in every:
+            for declared in declared_sends(handler.fn):
+                self.declare(
+                    channel, handler, declared.messages, declared.group, declared.description
+                )
+        channel.ops.append(
+            OperationPlan(
+                "send",
+                "error",
+                "send",
+                [self.error],
+                summary="Tell the sender its message could not be handled.",
+                description=(
+                    "Sent for a frame that is not JSON, does not match any message schema, "
+                    "has an unknown `type`, or whose handler failed or raised MessageError. "
+                    "The connection stays open."
+                ),
+            )
+        )
+        channel.security = self.security(route, every)
+        channel.query = [
+            QueryField(q.name, q.annotation, q.required, q.default) for q in route.query_params
+        ]
+        return channel
+
+    def receive_op(self, handler: HandlerDescription) -> OperationPlan:
+        name = names.fn_name(handler.fn)
+        binary = handler.message is bytes
+        incoming = self.payload(
+            handler.message,
+            "validation",
+            hint=f"{names.camel(name)}Frame" if binary else names.type_name(handler.message),
+            note=f"A binary frame, handled by `{name}`." if binary else None,
+            binary=binary,
+        )
+        doc = docstrings.parse(handler.fn)
+        op = OperationPlan(
+            "receive",
+            None,
+            "receive",
+            [incoming],
+            summary=doc.summary,
+            description=doc.description,
+            handler=name,
+        )
+        returns = drop_none(handler.returns)
+        if returns is None:
+            return op
+        if handler.broadcast is not None:
+            use = self.group_use(handler.broadcast)
+            use.payloads.append(
+                self.payload(
+                    returns,
+                    "serialization",
+                    hint=names.message_hint(returns, f"{names.camel(name)}Broadcast"),
+                    note=f"Broadcast by `{name}` (its return value).",
+                )
+            )
+            use.sources.append(f"the return value of `{name}`")
+        else:
+            op.reply.append(
+                self.payload(
+                    returns,
+                    "serialization",
+                    hint=names.message_hint(returns, f"{names.camel(name)}Reply"),
+                    note=f"The answer of `{name}` to its sender (its return value).",
+                )
+            )
+        return op
+
+    def declare(
+        self,
+        channel: ChannelPlan,
+        handler: HandlerDescription,
+        messages: Iterable[Any],
+        group: Group | None,
+        description: str | None,
+    ) -> None:
+        name = names.fn_name(handler.fn)
+        for message in messages:
+            payload = self.payload(
+                message,
+                "serialization",
+                hint=names.message_hint(message, f"{names.camel(name)}Message"),
+                note=f"Sent by `{name}`.",
+            )
+            if group is not None:
+                use = self.group_use(group)
+                use.payloads.append(payload)
+                use.sources.append(f"`{name}` (declared with `@sends`)")
+                continue
+            op = next(
+                (o for o in channel.ops if o.verb == "send" and o.payloads == [payload]), None
+            )
+            if op is None:
+                channel.ops.append(
+                    OperationPlan(
+                        "send",
+                        None,
+                        "send",
+                        [payload],
+                        summary=description or f"Pushed to this connection by `{name}`.",
+                        handler=name,
+                    )
+                )
+            elif op.handler and name not in op.handler.split(", "):
+                op.handler += f", {name}"
+
+    def group_use(self, group: Group) -> GroupUse:
+        use = self.groups.get(group.template)
+        if use is None:
+            use = self.groups[group.template] = GroupUse(group)
+        return use
+
+    def add_group_ops(self, channel: ChannelPlan) -> None:
+        """One `broadcast` operation per group the route's handlers broadcast (or declare) to."""
+        reached: list[str] = []
+        for handler in channel.handlers:
+            if handler.broadcast is not None:
+                reached.append(handler.broadcast.template)
+            reached += [s.group.template for s in declared_sends(handler.fn) if s.group]
+        slugs = names.unique([names.slug(t, keep=".-") for t in sorted(set(reached))])
+        for template, slug in zip(sorted(set(reached)), slugs, strict=True):
+            use = self.groups[template]
+            sources = ", ".join(dict.fromkeys(use.sources))
+            channel.ops.append(
+                OperationPlan(
+                    "broadcast",
+                    slug,
+                    "send",
+                    list(dict.fromkeys(use.payloads)),
+                    summary=f"Broadcast to the members of group `{template}`.",
+                    description=(
+                        f"Every connection in group `{template}` receives these messages, "
+                        f"whichever route it connected to. Sent by: {sources}."
+                    ),
+                    group=template,
+                )
+            )
+
+    def security(
+        self, route: RouteDescription, handlers: Iterable[HandlerDescription]
+    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for handler in handlers:
+            for obj in (handler.fn, *handler.dependencies):
+                for name, scheme in security_schemes(obj).items():
+                    if found.setdefault(name, scheme) != scheme:
+                        raise ConfigurationError(
+                            f"route {route.path!r}: two dependencies declare security "
+                            f"scheme {name!r} differently: {found[name]} and {scheme}"
+                        )
+        return found
+
+
+def drop_none(annotation: Any) -> Any:
+    """A return annotation without `None`: returning None sends nothing."""
+    if annotation is None or annotation is type(None):
+        return None
+    if get_origin(annotation) in (Union, types.UnionType):
+        rest = tuple(a for a in get_args(annotation) if a is not type(None))
+        if not rest:
+            return None
+        return rest[0] if len(rest) == 1 else Union[rest]  # noqa: UP007
+    return annotation

@@ -1,0 +1,92 @@
+"""A read-only description of an app's routes, for the AsyncAPI generator, the CLI and docs.
+
+`app.describe()` returns an `AppDescription`. Everything here is a frozen value built from
+the compiled routes; reading it never touches the app's internals, and changing it is
+impossible, so tools built on it cannot drift from what the app serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .groups import Group
+    from .limits import RateLimit
+
+__all__ = [
+    "AppDescription",
+    "HandlerDescription",
+    "PathParam",
+    "QueryParam",
+    "RouteDescription",
+]
+
+HandlerRole = Literal["connect", "receive", "disconnect"]
+
+
+@dataclass(frozen=True, slots=True)
+class PathParam:
+    """A `{name}` or `{name:converter}` segment of a route path."""
+
+    name: str
+    converter: str  #: "str", "int", "float", "uuid" or "path"
+    type: type
+    pattern: str  #: the regular expression the router matches the value with (unanchored)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    """A query-string parameter, validated once at the handshake."""
+
+    name: str
+    annotation: Any
+    required: bool
+    default: Any  #: meaningless when `required`
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerDescription:
+    """One registered function of a route."""
+
+    role: HandlerRole
+    fn: Callable[..., Any]
+    name: str  #: module and qualified name
+    message: Any  #: the message model, `bytes` for binary frames, None for connect/disconnect
+    returns: Any  #: the return annotation; None when the handler answers nothing
+    broadcast: Group | None  #: where the return value goes instead of the sender
+    dependencies: tuple[Callable[..., Any], ...]  #: every dependency, nested ones included
+    query_params: tuple[QueryParam, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDescription:
+    """One WebSocket path and its handlers."""
+
+    path: str  #: the template as registered, converters included
+    address: str  #: the template without converters: `/items/{id:int}` -> `/items/{id}`
+    path_params: tuple[PathParam, ...]
+    connect: HandlerDescription | None
+    receive: tuple[HandlerDescription, ...]  #: in registration order
+    disconnect: tuple[HandlerDescription, ...]
+    query_params: tuple[QueryParam, ...]  #: of every handler and dependency of the route
+    summary: str | None
+    max_message_size: int
+    rate_limit: RateLimit | None
+
+    @property
+    def handlers(self) -> tuple[HandlerDescription, ...]:
+        connect = (self.connect,) if self.connect is not None else ()
+        return (*connect, *self.receive, *self.disconnect)
+
+
+@dataclass(frozen=True, slots=True)
+class AppDescription:
+    """An app's metadata and its routes, sorted by path."""
+
+    title: str
+    version: str
+    description: str | None
+    routes: tuple[RouteDescription, ...]
+    http_paths: tuple[str, ...]

@@ -1,0 +1,162 @@
+"""One app's messaging in this process (its member registry and its layer), and how code
+outside a connection finds the app it means.
+
+`Hub` keeps the registry and the layer in step: a group's first local member subscribes
+the process to the group's channel, its last one unsubscribes it; a broadcast is
+published once through the layer and fanned out to the local members by the registry.
+
+Targets are explicit. Inside a connection (its handlers, dependencies and the tasks they
+start) the connection's app is used. Elsewhere (a Django view, a task, a command) the
+only app running on this event loop is used (from a thread without a loop: running on a
+loop that is still open), or, when none runs, the only app created and never started;
+with more than one candidate the call raises `RtframeError` naming them rather than
+guess: name the app with `app.broadcast(...)` / `app.send_to(...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from contextvars import ContextVar
+
+from .exceptions import RtframeError
+from .layers.base import Layer, Position
+from .members import Member, Registry
+
+__all__ = ["Hub", "current_hub", "target_hub"]
+
+_current: ContextVar[Hub | None] = ContextVar("rtframe_current_hub", default=None)
+_alive: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+class Hub:
+    """The registry and the layer of one app."""
+
+    __slots__ = ("__weakref__", "_loop", "_subscribing", "layer", "name", "registry", "running")
+
+    def __init__(self, layer: Layer, name: str) -> None:
+        self.layer = layer
+        self.name = name
+        self.registry = Registry()
+        self.running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribing: dict[str, asyncio.Task[None]] = {}
+        layer.bind(self.registry)
+        _alive.add(self)
+
+    def __repr__(self) -> str:
+        return f"<Hub of {self.name!r} on {self.layer!r}>"
+
+    def enter(self) -> None:
+        """Make this hub the target of outside-looking calls in the current context."""
+        _current.set(self)
+
+    async def join(self, group: str, member: Member) -> None:
+        """Add `member` to `group`; returns once the process receives the group's frames."""
+        if self.registry.add(group, member):
+            task = asyncio.get_running_loop().create_task(self.layer.subscribe(group))
+            self._subscribing[group] = task
+            try:
+                await asyncio.shield(task)
+            finally:
+                if self._subscribing.get(group) is task:
+                    del self._subscribing[group]
+        else:
+            pending = self._subscribing.get(group)
+            if pending is not None:  # the first member's subscription is still on its way
+                await asyncio.shield(pending)
+
+    async def leave(self, group: str, member: Member) -> None:
+        """Remove `member` from `group`; no error if it was not a member."""
+        if self.registry.discard(group, member):
+            await self._unsubscribe(group)
+
+    async def leave_all(self, member: Member) -> None:
+        """Remove `member` from every group (its teardown)."""
+        for group in self.registry.discard_all(member):
+            await self._unsubscribe(group)
+
+    async def _unsubscribe(self, group: str) -> None:
+        pending = self._subscribing.get(group)
+        if pending is not None:
+            # let the subscription finish first, so the unsubscribe comes after it
+            await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
+        if not self.registry.has_group(group):  # nobody joined again meanwhile
+            await self.layer.unsubscribe(group)
+
+    async def publish(self, group: str, data: str | bytes) -> Position | None:
+        """Send an encoded frame to every member of `group`, in every process.
+
+        Local members get it even when the layer raises (`LayerUnavailableError`).
+        """
+        try:
+            return await self.layer.publish(group, data)
+        finally:
+            self.registry.fan_out(group, data)
+
+    async def send_to(self, member_id: str, data: str | bytes) -> None:
+        """Send an encoded frame to one member, wherever it is connected."""
+        if not self.registry.deliver_direct(member_id, data):
+            await self.layer.send_direct(member_id, data)
+
+    async def start(self) -> None:
+        await self.layer.start()
+        self._loop = asyncio.get_running_loop()
+        self.running = True
+
+    def serves(self, loop: asyncio.AbstractEventLoop | None) -> bool:
+        """Running on `loop` (or, from a thread with no loop, on a loop still open)."""
+        mine = self._loop
+        if not self.running or mine is None or mine.is_closed():
+            return False
+        return loop is None or mine is loop
+
+    async def stop(self) -> None:
+        self.running = False
+        await self.registry.close()
+        await self.layer.stop()
+
+
+def _candidates() -> list[Hub]:
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:  # sync code: a Django view, a command, a task worker's thread
+        loop = None
+    alive = list(_alive)
+    running = [h for h in alive if h.serves(loop)]
+    # no app runs here: an app that was created but never started (a management
+    # command that imported it) is still a fine target for a cross-process layer
+    return running or [h for h in alive if not h.running]
+
+
+def current_hub() -> Hub | None:
+    """The hub of the connection whose code is running, if any."""
+    return _current.get()
+
+
+def target_hub() -> Hub:
+    """The hub a broadcast made without naming an app goes to.
+
+    Raises:
+        RtframeError: no app exists, or several could be meant.
+    """
+    hub = _current.get()
+    if hub is not None:
+        return hub
+    candidates = _candidates()
+    if len(candidates) > 1:
+        gc.collect()  # apps nothing refers to any more (a finished test's) are no candidates
+        candidates = _candidates()
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise RtframeError(
+            "no RealtimeApp exists in this process, so there is nowhere to send the message"
+        )
+    names = ", ".join(sorted(repr(h.name) for h in candidates))
+    raise RtframeError(
+        f"{len(candidates)} RealtimeApps could receive this message ({names}); name the one "
+        "you mean: `await app.broadcast(group, message, ...)`, `await app.send_to(id, "
+        "message)`, or `app=` in rtframe.sync"
+    )

@@ -1,0 +1,32 @@
+"""Counters of one Redis layer, for logs, metrics and tests."""
+
+from __future__ import annotations
+
+__all__ = ["RedisStats"]
+
+
+class RedisStats:
+    """Counters of one layer; plain integers, only ever increased."""
+
+    __slots__ = (
+        "batches",
+        "busy",
+        "malformed",
+        "outages",
+        "published",
+        "received",
+        "unknown_target",
+    )
+
+    def __init__(self) -> None:
+        self.published = 0  #: PUBLISH/SPUBLISH commands Redis acknowledged
+        self.batches = 0  #: round trips that carried them (pipelined batches)
+        self.busy = 0  #: publishes refused with LayerBusyError (no room in time)
+        self.received = 0  #: messages read from the subscriber connection(s)
+        self.malformed = 0  #: payloads dropped because they did not parse
+        self.unknown_target = 0  #: direct messages for a member no longer here
+        self.outages = 0  #: times the layer went from available to unavailable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
+        return f"RedisStats({fields})"

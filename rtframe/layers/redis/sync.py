@@ -1,0 +1,113 @@
+"""Publishing into `RedisLayer` processes from sync code: views, commands, Celery tasks.
+
+`SyncPublisher` uses a plain (sync) redis client with its own thread-safe connection
+pool and the same wire format as `RedisLayer`: no event loop is created per call, no
+thread is started, and repeated calls reuse pooled connections. The frame reaches every
+member in every process (the calling process has no members of its own to serve).
+`rtframe.sync` is the public front: `broadcast_sync` and `send_to_connection_sync`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+from redis.retry import Retry
+
+from ...exceptions import ConfigurationError, LayerError
+from ...messages import encode
+from . import wire
+from .errors import layer_error
+
+__all__ = ["NamedGroup", "SyncPublisher"]
+
+
+class NamedGroup(Protocol):
+    """Anything that names a group from parameters: `rtframe.Group`."""
+
+    def name(self, **params: Any) -> str: ...
+
+
+class SyncPublisher:
+    """Publishes group and direct messages for `RedisLayer` processes, from sync code.
+
+    Thread-safe; create one per process and keep it (the layer's `sync_publisher()`
+    does that for you).
+
+    Args:
+        url: the same URL the layer uses. Exactly one of `url` and `client`.
+        client: a sync `redis.Redis` or `redis.cluster.RedisCluster` client.
+        prefix: the layer's prefix.
+        cluster: `url` points at a Redis Cluster (sharded pub/sub).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Redis | RedisCluster | None = None,
+        prefix: str = "rtframe",
+        cluster: bool = False,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise ConfigurationError(
+                "SyncPublisher needs either a url or a client, not both or neither"
+            )
+        self.prefix = wire.check_prefix(prefix)
+        self._owns_client = client is None
+        if client is None:
+            assert url is not None
+            client = wire.client_from_url(
+                url,
+                cluster=cluster,
+                single=Redis.from_url,
+                clustered=RedisCluster.from_url,
+                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+            )
+        self.client: Redis | RedisCluster = client
+        self.cluster = isinstance(client, RedisCluster)
+        self._origin = wire.new_node_id().encode()
+
+    def broadcast(self, group: NamedGroup | str, message: Any, **params: Any) -> None:
+        """Encode `message` once and publish it to a group (a `Group` and its params, or a name).
+
+        Raises:
+            LayerUnavailableError: Redis is unreachable; nobody received the message.
+            LayerBusyError: every pooled connection stayed taken (many threads).
+            LayerError: Redis refused the command.
+        """
+        name = group if isinstance(group, str) else group.name(**params)
+        channel = wire.group_channel(self.prefix, name).encode()
+        self._publish(channel, wire.pack_group(self._origin, encode(message)), name)
+
+    def send_to(self, member_id: str, message: Any) -> None:
+        """Send a message to one member (connection) of any process.
+
+        Raises:
+            LayerError: `member_id` was not made by a RedisLayer, or Redis refused.
+            LayerUnavailableError: Redis is unreachable.
+        """
+        node = wire.node_of(member_id)
+        if node is None:
+            raise LayerError(f"{member_id!r} is not a member id made by a RedisLayer")
+        channel = wire.process_channel(self.prefix, node).encode()
+        self._publish(
+            channel, wire.pack_direct(self._origin, member_id, encode(message)), member_id
+        )
+
+    def close(self) -> None:
+        """Release the pooled connections (if the publisher made its client)."""
+        if self._owns_client:
+            self.client.close()
+
+    def _publish(self, channel: bytes, payload: bytes, target: str) -> None:
+        try:
+            if isinstance(self.client, RedisCluster):
+                self.client.spublish(channel, payload)
+            else:
+                self.client.publish(channel, payload)
+        except (RedisError, RedisClusterException, OSError) as exc:
+            raise layer_error(exc, target, where="by nobody") from exc
