@@ -94,6 +94,7 @@ async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None
         scope, receive, send
     )
 
+
 __all__ = [
     "Endpoint",
     "HTMLResponse",

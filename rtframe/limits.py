@@ -55,4 +55,5 @@ class TokenBucket:
         self.tokens = tokens - 1.0
         return True
 
+
 __all__ = ["RateLimit", "TokenBucket"]

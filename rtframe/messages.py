@@ -132,6 +132,7 @@ def build_encoder(annotation: Any) -> Callable[[Any], str | bytes]:
 
     return encode_any
 
+
 __all__ = [
     "ErrorCode",
     "ErrorDetail",
