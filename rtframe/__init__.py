@@ -26,6 +26,7 @@ from .limits import RateLimit
 from .members import Member
 from .messages import ErrorFrame
 from .routing import WebSocketRouter
+from .timing import Heartbeat, Timeouts
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "ErrorFrame",
     "Group",
     "HTMLResponse",
+    "Heartbeat",
     "InMemoryLayer",
     "JSONResponse",
     "Layer",
@@ -69,6 +71,7 @@ __all__ = [
     "Request",
     "Response",
     "RtframeError",
+    "Timeouts",
     "WebSocketRouter",
     "__version__",
     "send_to_connection",

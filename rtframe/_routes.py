@@ -20,6 +20,7 @@ from .groups import Group
 from .limits import RateLimit
 from .messages import build_encoder, message_adapter
 from .routing import RouteSpec, check_group_fields
+from .timing import CONTROL_TYPES, Heartbeat, Timeouts
 
 __all__ = ["CompiledRoute", "Handler", "RouteTable"]
 
@@ -55,6 +56,8 @@ class CompiledRoute:
         overrides: Mapping[Callable[..., Any], Callable[..., Any]],
         max_message_size: int,
         rate_limit: RateLimit | None,
+        heartbeat: Heartbeat | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         where = f"route {spec.path.template!r}"
         self.spec = spec
@@ -64,6 +67,10 @@ class CompiledRoute:
         self.disconnect = tuple(spec.disconnect)
         self.max_message_size = spec.max_message_size or max_message_size
         self.rate_limit = spec.rate_limit or rate_limit
+        self.heartbeat: Heartbeat | None = (
+            heartbeat if spec.heartbeat is None else spec.heartbeat or None
+        )
+        self.timeouts = spec.timeouts or timeouts or Timeouts()
         for plan in (*((spec.connect,) if spec.connect else ()), *spec.disconnect):
             if _broadcast_of(plan) is not None:
                 raise ConfigurationError(
@@ -89,6 +96,7 @@ class CompiledRoute:
             )
         seen: dict[Any, str] = {}
         for plan in text:
+            _check_not_control(plan, where)
             if plan.message_type in seen:
                 raise ConfigurationError(
                     f"{where}: {plan.name} and {seen[plan.message_type]} both receive "
@@ -119,6 +127,18 @@ class CompiledRoute:
             summary=spec.summary,
             max_message_size=self.max_message_size,
             rate_limit=self.rate_limit,
+            heartbeat=self.heartbeat,
+            timeouts=self.timeouts,
+        )
+
+
+def _check_not_control(plan: CallPlan, where: str) -> None:
+    """Refuse a message whose `type` is a heartbeat frame's: it would never be handled."""
+    field = plan.message_type.model_fields.get("type")
+    if field is not None and field.default in CONTROL_TYPES:
+        raise ConfigurationError(
+            f"{where}: {plan.name} receives messages of type {field.default!r}, which is "
+            "reserved for heartbeats (rtframe.timing); choose another type"
         )
 
 

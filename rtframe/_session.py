@@ -15,7 +15,9 @@ a broadcast the layer could not carry at WARNING (the sender gets `layer_unavail
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -25,6 +27,9 @@ from ._compile import CallPlan, ConnectionScope, MessageScope, query_value
 from ._routes import CompiledRoute, Handler
 from .connection import (
     _OPEN,
+    CLOSE_HANDSHAKE_TIMEOUT,
+    CLOSE_HEARTBEAT_TIMEOUT,
+    CLOSE_IDLE_TIMEOUT,
     CLOSE_INTERNAL_ERROR,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_POLICY_VIOLATION,
@@ -41,6 +46,7 @@ from .exceptions import (
 from .hub import Hub
 from .limits import TokenBucket
 from .messages import describe_validation_error, error_frame
+from .timing import CONTROL_MAX_LENGTH, PING, PING_FRAMES, PONG, PONG_FRAMES
 
 __all__ = ["HandshakeCheck", "Session", "Sessions"]
 
@@ -62,6 +68,8 @@ _LAYER_ERROR = error_frame(
     "layer_error",
     "The messaging backend refused the message: only members on this server received it",
 )
+_now = time.monotonic
+
 _NO_TEXT = error_frame("unsupported_frame", "This endpoint accepts no text messages")
 _NO_BINARY = error_frame("unsupported_frame", "This endpoint accepts JSON text frames only")
 
@@ -100,7 +108,24 @@ class Sessions:
 class Session:
     """One connection: its route, its `Connection`, its DI state, its flow."""
 
-    __slots__ = ("accepted", "checks", "conn", "di", "hub", "route", "sessions")
+    __slots__ = (
+        "_kicked",
+        "_told",
+        "accepted",
+        "busy_since",
+        "checks",
+        "conn",
+        "di",
+        "hub",
+        "last_in",
+        "last_pong",
+        "next_ping",
+        "ping_sent",
+        "route",
+        "serving",
+        "sessions",
+        "task",
+    )
 
     def __init__(
         self,
@@ -118,6 +143,14 @@ class Session:
         self.sessions = sessions
         self.di = ConnectionScope(conn)
         self.accepted = False
+        self.serving = False  # in the receive loop: what the sweeper may act on
+        self.task: asyncio.Task[Any] | None = None
+        # monotonic times: last message, last heartbeat frame, ping sent (0: none out),
+        # next ping due, start of the running handler (0: none runs)
+        self.last_in = self.last_pong = self.ping_sent = self.next_ping = 0.0
+        self.busy_since = 0.0
+        self._told = False  # the client was told its message is taking long
+        self._kicked = False  # the sweeper ended the connection
 
     def __repr__(self) -> str:
         return f"<Session {self.conn.id} {self.route.path.template!r}>"
@@ -133,6 +166,7 @@ class Session:
     async def run(self) -> None:
         """Serve the connection until it ends; never raises for the client's behaviour."""
         self.hub.enter()  # code of this connection (and its tasks) targets this app
+        self.task = asyncio.current_task()
         if self.sessions is not None:
             self.sessions.add(self)
         try:
@@ -140,7 +174,21 @@ class Session:
                 return
             self.accepted = True
             self.hub.registry.attach(self.conn)
-            await self._serve()
+            self.last_in = now = _now()
+            heartbeat = self.route.heartbeat
+            if heartbeat is not None:
+                self.next_ping = now + heartbeat.interval
+            self.serving = True
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                if not self._kicked:
+                    raise
+                # the sweeper gave up on the peer and woke the loop; carry on to teardown
+                if self.task is not None:
+                    self.task.uncancel()
+            finally:
+                self.serving = False
         finally:
             if self.sessions is not None:
                 self.sessions.discard(self)
@@ -150,16 +198,28 @@ class Session:
 
     async def _connect(self) -> bool:
         conn, route = self.conn, self.route
+        limit = route.timeouts.handshake
         try:
-            for check in self.checks:
-                await check(conn)
-            for p in route.query_params:
-                query_value(p, self.di)
-            plan = route.connect
-            if plan is not None:
-                await self._call(plan, None)
-            if conn.state_ is ConnectionState.CONNECTING:
-                await conn.accept()
+            async with asyncio.timeout(limit):
+                for check in self.checks:
+                    await check(conn)
+                for p in route.query_params:
+                    query_value(p, self.di)
+                plan = route.connect
+                if plan is not None:
+                    await self._call(plan, None)
+                if conn.state_ is ConnectionState.CONNECTING:
+                    await conn.accept()
+        except TimeoutError:
+            logger.warning(
+                "refused the WebSocket handshake for %s: the connect handler and its "
+                "dependencies did not finish within %ss (close code %d)",
+                conn.path,
+                limit,
+                CLOSE_HANDSHAKE_TIMEOUT,
+            )
+            await conn.close(CLOSE_HANDSHAKE_TIMEOUT, "handshake timeout")
+            return False
         except Reject as exc:
             logger.warning(
                 "refused the WebSocket handshake for %s: %s (close code %d)",
@@ -216,6 +276,9 @@ class Session:
                         return
                     continue
                 text = message.get("text")
+                if text is not None and len(text) <= CONTROL_MAX_LENGTH and self._control(text):
+                    continue
+                self.last_in = _now()
                 if text is not None:
                     # a str has at most 4 UTF-8 bytes per character: encode only near the limit
                     if len(text) * 4 > limit and len(text.encode()) > limit:
@@ -233,6 +296,17 @@ class Session:
             elif kind == "websocket.disconnect":
                 conn.mark_disconnected(message.get("code", 1005))
                 return
+
+    def _control(self, text: str) -> bool:
+        """Answer a heartbeat frame; False when `text` is an ordinary message."""
+        if text in PONG_FRAMES:
+            self.last_pong = _now()
+            return True
+        if text in PING_FRAMES:
+            self.last_pong = _now()
+            self.conn.deliver(PONG)
+            return True
+        return False
 
     async def _over_rate(self) -> bool:
         """Refuse one frame over the rate limit; True when the connection was closed."""
@@ -271,6 +345,7 @@ class Session:
 
     async def _run(self, handler: Handler, message: Any) -> None:
         plan, conn = handler.plan, self.conn
+        self.busy_since = self.last_in
         try:
             if handler.message_only is not None:
                 result = await plan.fn(**{handler.message_only: message})
@@ -304,6 +379,62 @@ class Session:
         except Exception:
             logger.exception("handler %s failed on %r", plan.name, conn)
             conn.deliver(_INTERNAL_ERROR)
+        finally:
+            self.busy_since = 0.0
+            self._told = False
+
+    # -- heartbeats and timeouts (run by the app's sweeper) ----------------------------
+
+    async def check(self, now: float) -> None:
+        """Ping, time out or warn this connection as its route's timing says."""
+        if not self.serving or self.conn.state_ is not _OPEN:
+            return
+        route = self.route
+        busy = self.busy_since
+        if busy:
+            limit = route.timeouts.handler
+            if limit is not None and not self._told and now - busy >= limit:
+                self._told = True
+                name = self._handler_name()
+                logger.warning("%r: handler %s still running after %ss", self.conn, name, limit)
+                self.conn.deliver(
+                    error_frame(
+                        "handler_timeout",
+                        f"Your message has been handled for more than {limit:g} s; it is "
+                        "still running, and its answer (if any) will follow",
+                    )
+                )
+            # while a handler runs nothing is read: the peer's silence is not its fault
+            return
+        heartbeat = route.heartbeat
+        if heartbeat is not None:
+            if self.ping_sent:
+                if max(self.last_in, self.last_pong) >= self.ping_sent:
+                    self.ping_sent = 0.0  # answered
+                elif now - self.ping_sent >= heartbeat.timeout:
+                    await self.kick(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                    return
+            if not self.ping_sent and now >= self.next_ping:
+                self.ping_sent = now
+                self.next_ping = now + heartbeat.interval
+                self.conn.deliver(PING)
+        idle = route.timeouts.idle
+        if idle is not None and now - self.last_in >= idle:
+            await self.kick(CLOSE_IDLE_TIMEOUT, "idle timeout")
+
+    def _handler_name(self) -> str:
+        names = {h.plan.name for h in self.route.handlers.values()}
+        if self.route.binary is not None:
+            names.add(self.route.binary.plan.name)
+        return " or ".join(sorted(names))
+
+    async def kick(self, code: int, reason: str) -> None:
+        """End a connection whose peer is gone or idle, even if its socket is stalled."""
+        logger.warning("closing %r: %s (close code %d)", self.conn, reason, code)
+        self._kicked = True
+        await self.conn.abort(code, reason)
+        if self.serving and self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()  # wake the receive loop wherever it waits; teardown follows
 
     # -- teardown ----------------------------------------------------------------------
 

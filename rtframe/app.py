@@ -13,8 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from ._drain import Drainer, DrainSummary
 from ._routes import CompiledRoute, RouteTable
 from ._session import HandshakeCheck, Session, Sessions
+from ._sweeper import Sweeper, sweep_tick
 from .connection import CLOSE_POLICY_VIOLATION, Connection, OverflowPolicy
 from .description import AppDescription
 from .exceptions import ConfigurationError
@@ -26,6 +28,7 @@ from .layers.memory import InMemoryLayer
 from .limits import RateLimit
 from .messages import encode
 from .routing import WebSocketRouter
+from .timing import DEFAULT_HEARTBEAT, DEFAULT_TIMEOUTS, Heartbeat, Timeouts
 from .types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["RealtimeApp"]
@@ -46,6 +49,8 @@ class RealtimeApp:
         rate_limit: incoming frames allowed per connection (`RateLimit`); none by default.
         outbox_limit: frames queued for a slow client before the overflow policy applies.
         overflow: "drop_oldest" (default) or "close" (close code 4008).
+        heartbeat: application-level pings (`rtframe.timing`); None switches them off.
+        timeouts: bounds on handshakes, idle connections and handler calls.
         asyncapi_path: where the AsyncAPI document is served (None: not served).
         docs_path: where its HTML page is served (None: not served).
     """
@@ -60,6 +65,8 @@ class RealtimeApp:
         rate_limit: RateLimit | None = None,
         outbox_limit: int = 256,
         overflow: OverflowPolicy = "drop_oldest",
+        heartbeat: Heartbeat | None = DEFAULT_HEARTBEAT,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
         title: str = "rtframe application",
         version: str = "0.1.0",
         description: str | None = None,
@@ -75,11 +82,15 @@ class RealtimeApp:
         self.hub = Hub(self.layer, title)
         #: The live WebSocket sessions: `len(app.sessions)`, iterate, `close_all()`.
         self.sessions = Sessions()
+        self._drainer = Drainer(self.sessions)
         self.fallback = http
         self.max_message_size = max_message_size
         self.rate_limit = rate_limit
         self.outbox_limit = outbox_limit
         self.overflow: OverflowPolicy = overflow
+        self.heartbeat = heartbeat
+        self.timeouts = timeouts
+        self._sweeper: Sweeper | None = None
         self.title, self.version, self.description = title, version, description
         #: Replace a dependency by another in tests: `app.dependency_overrides[get_user] = fake`.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -113,6 +124,8 @@ class RealtimeApp:
                     overrides=self.dependency_overrides,
                     max_message_size=self.max_message_size,
                     rate_limit=self.rate_limit,
+                    heartbeat=self.heartbeat,
+                    timeouts=self.timeouts,
                 )
             )
         self._description = None
@@ -209,11 +222,26 @@ class RealtimeApp:
             return
         self.hub.enter()  # startup hooks that broadcast target this app
         await self.hub.start()
+        self._start_sweeper()
         for hook in self._on_startup:
             await hook()
         self._started = True
 
+    def _start_sweeper(self) -> None:
+        spans: list[float | None] = []
+        for route in self._table.routes:
+            if route.heartbeat is not None:
+                spans += [route.heartbeat.interval, route.heartbeat.timeout]
+            spans += [route.timeouts.idle, route.timeouts.handler]
+        tick = sweep_tick(*spans)
+        if tick is not None:
+            self._sweeper = Sweeper(self.sessions, tick)
+            self._sweeper.start()
+
     async def shutdown(self) -> None:
+        if self._sweeper is not None:
+            await self._sweeper.stop()
+            self._sweeper = None
         for hook in reversed(self._on_shutdown):
             await hook()
         await self.hub.stop()
@@ -226,6 +254,40 @@ class RealtimeApp:
         if self._starting is None or (self._starting.done() and self._starting.exception()):
             self._starting = asyncio.ensure_future(self.startup())
         await asyncio.shield(self._starting)
+
+    @property
+    def draining(self) -> bool:
+        """True once `drain()` was called: new WebSocket handshakes are refused."""
+        return self._drainer.active
+
+    async def drain(
+        self,
+        window: float = 10.0,
+        *,
+        max_share_per_second: float = 0.2,
+        handler_grace: float = 5.0,
+        close_timeout: float = 2.0,
+    ) -> DrainSummary:
+        """Take this process out of service gently; `rtframe run` calls it on SIGTERM.
+
+        New handshakes are refused (HTTP 503 with Retry-After, or close 1013); every
+        client gets `{"type": "$reconnect", "after_ms": N}` with its own random N within
+        `window` and is closed with 1012 at about that time, at most
+        `max_share_per_second` of the clients in any one second (unless `window` is too
+        short for that). A client whose handler is running is closed once it returns, at
+        most `handler_grace` seconds after the window. Then waits up to `close_timeout`
+        for every session's teardown. Takes at most the sum of the three. Calling it
+        again (or concurrently) returns the first drain's summary.
+
+        Raises:
+            ConfigurationError: a negative or infinite time, or a share that is not positive.
+        """
+        return await self._drainer.drain(
+            window,
+            max_share_per_second=max_share_per_second,
+            handler_grace=handler_grace,
+            close_timeout=close_timeout,
+        )
 
     # -- ASGI -------------------------------------------------------------------------
 
@@ -252,6 +314,7 @@ class RealtimeApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._drainer.reset()  # a new serving period accepts connections again
                 try:
                     await self.startup()
                 except Exception as exc:
@@ -261,6 +324,10 @@ class RealtimeApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
+                    # Under `rtframe run` the drain already ran (this returns its summary);
+                    # plain uvicorn closed every socket before this point (nothing to do);
+                    # elsewhere, live sessions get the notice and 1012 now, at once.
+                    await self.drain(0.0, handler_grace=1.0, close_timeout=1.0)
                     await self.shutdown()
                 except Exception as exc:
                     logger.exception("shutdown failed")
@@ -276,6 +343,9 @@ class RealtimeApp:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         first = await receive()
         if first["type"] != "websocket.connect":
+            return
+        if self._drainer.active:
+            await self._drainer.refuse(scope, send)
             return
         found = self._table.match(scope["path"])
         if found is None:

@@ -1,70 +1,46 @@
-"""The `rtframe` command: print an app's AsyncAPI document, or serve its docs page.
+"""The `rtframe` command: serve an app, print its AsyncAPI document, or serve its docs page.
 
+    rtframe run module:attr [--host 127.0.0.1] [--port 8000] [--workers N] [--reload]
+                            [--drain-window 10] [uvicorn's usual flags]
     rtframe asyncapi module:attr [-o FILE] [--yaml] [--server-host HOST] [--server-protocol wss]
     rtframe docs serve module:attr [--host 127.0.0.1] [--port 8000]
 
 `module:attr` names a RealtimeApp, or the ASGI application returned by `mount_beside`
 (or any object whose `.app` chain leads to one). The current directory is importable, as
-with uvicorn. Both commands read only the app's public description (`app.describe()`),
-taken once the app is imported.
+with uvicorn. `run` is uvicorn with a graceful drain on SIGTERM (`rtframe.run`; needs the
+`server` extra); the other commands read only the app's public description
+(`app.describe()`), taken once the app is imported.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ._loader import CommandError, load_app
 from .app import RealtimeApp
 from .asyncapi import generate, render_page, server, with_servers
 from .asyncapi.schema import Server
 from .exceptions import ConfigurationError
 
-__all__ = ["YAML_HINT", "CommandError", "build_parser", "docs_server", "load_app", "main"]
+__all__ = [
+    "SERVER_HINT",
+    "YAML_HINT",
+    "CommandError",
+    "build_parser",
+    "docs_server",
+    "drain_window",
+    "load_app",
+    "main",
+    "uvicorn_options",
+]
 
 YAML_HINT = "YAML output needs PyYAML: pip install 'rtframe[yaml]'"
-
-
-class CommandError(Exception):
-    """A problem with the command line or the app it names; printed without a traceback."""
-
-
-def load_app(target: str) -> RealtimeApp:
-    """Import `module:attr` (attr may be dotted) and find the RealtimeApp it names.
-
-    Raises:
-        CommandError: the target is malformed, cannot be imported, or holds no RealtimeApp.
-    """
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise CommandError(
-            f"expected module:attribute (e.g. myproject.asgi:application), got {target!r}"
-        )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CommandError(f"cannot import module {module_name!r}: {exc}") from exc
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise CommandError(f"module {module_name!r} has no attribute {attr!r}") from None
-    found, depth = obj, 0
-    while not isinstance(found, RealtimeApp):
-        found, depth = getattr(found, "app", None), depth + 1
-        if found is None or depth > 16:
-            raise CommandError(
-                f"{target} is a {type(obj).__name__}, not a RealtimeApp (or an ASGI app "
-                "wrapping one through `.app`)"
-            )
-    return found
+SERVER_HINT = "rtframe run needs uvicorn: pip install 'rtframe[server]'"
 
 
 def _dump(document: Any, as_yaml: bool) -> str:
@@ -152,11 +128,147 @@ def _docs_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
+# `rtframe run` flags passed to uvicorn under the same name, when given
+_UVICORN_FLAGS = (
+    "host", "port", "uds", "workers", "reload", "reload_dirs", "ws", "http", "loop",
+    "lifespan", "log_level", "access_log", "proxy_headers", "forwarded_allow_ips",
+    "root_path", "ws_max_size", "ws_ping_interval", "ws_ping_timeout", "timeout_keep_alive",
+    "timeout_graceful_shutdown", "ssl_keyfile", "ssl_certfile",
+)  # fmt: skip
+
+
+def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `uvicorn.Config` that `rtframe run`'s flags give."""
+    options = {name: getattr(args, name) for name in _UVICORN_FLAGS}
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def drain_window(args: argparse.Namespace) -> float:
+    """`--drain-window`, or its default: 10 s, 0 under `--reload` (a reload drains at once)."""
+    if args.drain_window is not None:
+        return float(args.drain_window)
+    return 0.0 if args.reload else 10.0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        from . import run
+    except ModuleNotFoundError as exc:
+        if exc.name != "uvicorn":
+            raise
+        raise CommandError(SERVER_HINT) from None
+    if not args.reload:
+        # fail here, with a clear message, on a target that is not (or wraps no) RealtimeApp;
+        # under --reload the reloaded worker imports it (and an error there is fixable live)
+        load_app(args.app)
+    drain = run.DrainOptions(
+        window=drain_window(args),
+        max_share_per_second=args.drain_max_share,
+        handler_grace=args.drain_grace,
+        close_timeout=args.drain_close_timeout,
+    )
+    return run.serve(args.app, drain=drain, **uvicorn_options(args))
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="serve an app with uvicorn, draining WebSockets gracefully on SIGTERM",
+        description="Serve module:attr with uvicorn. On SIGTERM or Ctrl+C, before uvicorn "
+        "closes connections: refuse new handshakes (HTTP 503), tell every client to "
+        "reconnect after a random delay, close the clients with 1012 spread over the drain "
+        "window, let running handlers finish; then shut down as uvicorn does.",
+    )
+    run.add_argument("app", help="module:attr of a RealtimeApp (or of mount_beside's result)")
+    server = run.add_argument_group("server (as uvicorn's flags; uvicorn's defaults)")
+    server.add_argument("--host", help="bind to this address (default 127.0.0.1)")
+    server.add_argument("--port", type=int, help="bind to this port (default 8000)")
+    server.add_argument("--uds", help="bind to this Unix domain socket")
+    server.add_argument(
+        "--workers", type=int, help="worker processes (default $WEB_CONCURRENCY or 1)"
+    )
+    server.add_argument("--reload", action="store_true", help="restart when the code changes")
+    server.add_argument("--reload-dir", dest="reload_dirs", action="append", metavar="DIR")
+    server.add_argument(
+        "--ws", help="WebSocket implementation: auto, websockets-sansio, wsproto..."
+    )
+    server.add_argument("--http", help="HTTP implementation: auto, h11, httptools...")
+    server.add_argument("--loop", help="event loop: auto, asyncio, uvloop...")
+    server.add_argument("--lifespan", help="auto, on or off")
+    server.add_argument(
+        "--log-level", choices=("critical", "error", "warning", "info", "debug", "trace")
+    )
+    server.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None)
+    server.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=None)
+    server.add_argument("--forwarded-allow-ips")
+    server.add_argument("--root-path")
+    server.add_argument("--ws-max-size", type=int, metavar="BYTES")
+    server.add_argument("--ws-ping-interval", type=float, metavar="SECONDS")
+    server.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS")
+    server.add_argument("--timeout-keep-alive", type=int, metavar="SECONDS")
+    server.add_argument(
+        "--timeout-graceful-shutdown",
+        type=int,
+        metavar="SECONDS",
+        help="after the drain, how long uvicorn waits for what is left",
+    )
+    server.add_argument("--ssl-keyfile")
+    server.add_argument("--ssl-certfile")
+    drain = run.add_argument_group("drain (on SIGTERM or Ctrl+C; a second Ctrl+C cuts it short)")
+    drain.add_argument(
+        "--drain-window",
+        type=_seconds,
+        metavar="SECONDS",
+        help="spread the reconnect notices and 1012 closes over this long (default 10; 0 "
+        "with --reload)",
+    )
+    drain.add_argument(
+        "--drain-max-share",
+        type=_share,
+        default=0.2,
+        metavar="SHARE",
+        help="close at most this share of the clients in any second, unless the window is "
+        "too short for it (default 0.2)",
+    )
+    drain.add_argument(
+        "--drain-grace",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long past the window a running handler may finish before its client is "
+        "closed anyway (default 5)",
+    )
+    drain.add_argument(
+        "--drain-close-timeout",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long to wait for closed sessions to finish their teardown (default 2)",
+    )
+    run.set_defaults(run=_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rtframe", description="rtframe: AsyncAPI documents and docs for realtime apps."
+        prog="rtframe",
+        description="rtframe: serve realtime apps, their AsyncAPI documents and docs.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_run(commands)
 
     doc = commands.add_parser("asyncapi", help="print the AsyncAPI 3.0 document of an app")
     doc.add_argument("app", help="module:attr of a RealtimeApp (or of mount_beside's result)")

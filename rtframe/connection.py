@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .types import Message, Receive, Scope, Send
 
 __all__ = [
+    "CLOSE_HANDSHAKE_TIMEOUT",
+    "CLOSE_HEARTBEAT_TIMEOUT",
+    "CLOSE_IDLE_TIMEOUT",
     "CLOSE_INTERNAL_ERROR",
     "CLOSE_MESSAGE_TOO_BIG",
     "CLOSE_POLICY_VIOLATION",
@@ -42,6 +45,12 @@ logger = logging.getLogger("rtframe.connection")
 
 OverflowPolicy = Literal["drop_oldest", "close"]
 
+#: Close code sent to a client that did not answer a heartbeat ping in time.
+CLOSE_HEARTBEAT_TIMEOUT = 4002
+#: Close code sent to a client that sent no message for the idle timeout.
+CLOSE_IDLE_TIMEOUT = 4003
+#: Close code of a handshake whose connect handler or dependencies took too long.
+CLOSE_HANDSHAKE_TIMEOUT = 4004
 #: Close code sent to a client whose outbox overflowed under the "close" policy.
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_MESSAGE_TOO_BIG = 1009
@@ -246,6 +255,24 @@ class Connection:
             return
         self.state_ = ConnectionState.CLOSING
         self._queue(message, force=True)
+
+    async def abort(self, code: int, reason: str, timeout: float = 1.0) -> None:
+        """Give up on the peer: drop queued frames and send a close frame, bounded.
+
+        For a peer that stopped answering, whose socket may not drain: unlike `close`,
+        nothing queued is sent first, and the close frame is abandoned after `timeout`.
+        """
+        if self.state_ is ConnectionState.CLOSED:
+            return
+        was_open = self.state_ is not ConnectionState.CONNECTING
+        self.mark_disconnected(code)
+        if not was_open:
+            return
+        message: Message = {"type": "websocket.close", "code": code, "reason": reason}
+        try:
+            await asyncio.wait_for(self._send(message), timeout)
+        except Exception as exc:  # gone, stalled, or already closed by the server
+            logger.debug("close frame to %r not sent: %r", self, exc)
 
     def mark_disconnected(self, code: int | None) -> None:
         """Record that the client went away; pending frames are abandoned."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from .groups import Group
     from .limits import RateLimit
+    from .timing import Heartbeat, Timeouts
 
 __all__ = [
     "AppDescription",
@@ -74,6 +75,8 @@ class RouteDescription:
     summary: str | None
     max_message_size: int
     rate_limit: RateLimit | None
+    heartbeat: Heartbeat | None = None  #: None: no heartbeat frames on this route
+    timeouts: Timeouts | None = None
 
     @property
     def handlers(self) -> tuple[HandlerDescription, ...]:

@@ -11,12 +11,13 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ._compile import CallPlan, analyse
 from .description import PathParam
 from .exceptions import ConfigurationError
 from .limits import RateLimit
+from .timing import Heartbeat, Timeouts
 
 __all__ = ["PathTemplate", "RouteSpec", "WebSocketRouter"]
 
@@ -116,6 +117,8 @@ class RouteSpec:
     disconnect: list[CallPlan] = field(default_factory=list)
     max_message_size: int | None = None
     rate_limit: RateLimit | None = None
+    heartbeat: Heartbeat | Literal[False] | None = None  # None: the app's
+    timeouts: Timeouts | None = None  # None: the app's
     summary: str | None = None
 
 
@@ -152,11 +155,14 @@ class WebSocketRouter:
         *,
         max_message_size: int | None = None,
         rate_limit: RateLimit | None = None,
+        heartbeat: Heartbeat | Literal[False] | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         """Register the function that runs when a client opens `path`.
 
         It may accept (`await conn.accept()`), refuse (`await conn.close(code)` or
-        `raise Reject(code)`), or return without either, which accepts.
+        `raise Reject(code)`), or return without either, which accepts. The options
+        override the app's for this path (`heartbeat=False` switches heartbeats off).
         """
         spec = self._spec(path)
         if spec.connect is not None:
@@ -166,7 +172,14 @@ class WebSocketRouter:
         spec.connect = analyse(fn, role="connect", path_types=spec.path.param_types)
         spec.max_message_size = max_message_size
         spec.rate_limit = rate_limit
-        options = {"max_message_size": max_message_size, "rate_limit": rate_limit}
+        spec.heartbeat = heartbeat
+        spec.timeouts = timeouts
+        options = {
+            "max_message_size": max_message_size,
+            "rate_limit": rate_limit,
+            "heartbeat": heartbeat,
+            "timeouts": timeouts,
+        }
         self._registrations.append(("connect", path, fn, options))
 
     def add_receive_handler(self, path: str, fn: Callable[..., Any]) -> None:
@@ -206,12 +219,19 @@ class WebSocketRouter:
         *,
         max_message_size: int | None = None,
         rate_limit: RateLimit | None = None,
+        heartbeat: Heartbeat | Literal[False] | None = None,
+        timeouts: Timeouts | None = None,
     ) -> Callable[[F], F]:
         """Decorate the connect handler of `path`; options override the app's for this path."""
 
         def decorator(fn: F) -> F:
             self.add_connect_handler(
-                path, fn, max_message_size=max_message_size, rate_limit=rate_limit
+                path,
+                fn,
+                max_message_size=max_message_size,
+                rate_limit=rate_limit,
+                heartbeat=heartbeat,
+                timeouts=timeouts,
             )
             return fn
 

@@ -31,6 +31,7 @@ from pydantic.json_schema import JsonSchemaMode
 from ..description import AppDescription, HandlerDescription, RouteDescription
 from ..exceptions import ConfigurationError
 from ..messages import ErrorFrame
+from ..timing import HeartbeatPing, HeartbeatPong
 from . import docstrings, names
 from .markers import declared_sends, security_schemes
 from .schema import Schema
@@ -176,11 +177,44 @@ class Collector:
                 ),
             )
         )
+        if route.heartbeat is not None:
+            channel.ops += self.heartbeat_ops(route)
         channel.security = self.security(route, every)
         channel.query = [
             QueryField(q.name, q.annotation, q.required, q.default) for q in route.query_params
         ]
         return channel
+
+    def heartbeat_ops(self, route: RouteDescription) -> list[OperationPlan]:
+        """The heartbeat in both directions (`rtframe.timing`)."""
+        assert route.heartbeat is not None
+        every, wait = route.heartbeat.interval, route.heartbeat.timeout
+        ping = self.payload(HeartbeatPing, "serialization", hint="HeartbeatPing")
+        pong = self.payload(HeartbeatPong, "serialization", hint="HeartbeatPong")
+        return [
+            OperationPlan(
+                "send",
+                "heartbeat",
+                "send",
+                [ping],
+                reply=[pong],
+                summary=f"Ping the client every {every:g} s; it must answer.",
+                description=(
+                    f"The client answers with `$pong` (any frame counts) within {wait:g} s, "
+                    "or the server closes the connection with 4002 and removes it from its "
+                    f"groups. A client that hears nothing for {every + wait:g} s may take the "
+                    "server for gone and reconnect."
+                ),
+            ),
+            OperationPlan(
+                "receive",
+                "heartbeat",
+                "receive",
+                [ping],
+                reply=[pong],
+                summary="Answer a client's ping with a pong.",
+            ),
+        ]
 
     def receive_op(self, handler: HandlerDescription) -> OperationPlan:
         name = names.fn_name(handler.fn)

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rtframe import Connection, Depends, Group, RealtimeApp, Reject, WebSocketRouter
+from rtframe import Connection, Depends, Group, Heartbeat, RealtimeApp, Reject, WebSocketRouter
 from rtframe.asyncapi import sends
 
 ws = WebSocketRouter()
@@ -139,7 +139,7 @@ current_user.__rtframe_security__ = {  # type: ignore[attr-defined]
 User = Annotated[str, Depends(current_user)]
 
 
-@ws.route(BOARD)
+@ws.route(BOARD, heartbeat=Heartbeat(interval=20, timeout=5))
 @sends(Hello)
 @sends(Joined, group=rooms)
 async def join(
@@ -209,6 +209,7 @@ async def edit(
 
 app = RealtimeApp(
     routers=[ws],
+    heartbeat=None,  # only the board route has heartbeats, so the document shows both kinds
     title="Feature board",
     version="2.1.0",
     description="Every feature of the AsyncAPI generator in one app.",

@@ -60,7 +60,7 @@ def build() -> RealtimeApp:
     ws = WebSocketRouter()
     ws.add_connect_handler("/ws/items/{id:int}", join)
     ws.add_receive_handler("/ws/items/{id:int}", rooms.broadcast(note))
-    return RealtimeApp(routers=[ws], title="Items", version="1.0.0")
+    return RealtimeApp(routers=[ws], title="Items", version="1.0.0", heartbeat=None)
 
 
 app = build()

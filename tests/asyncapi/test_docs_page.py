@@ -28,8 +28,10 @@ def test_the_docs_example() -> None:
     assert channel["bindings"]["ws"]["query"]["required"] == ["token"]
     assert sorted(doc["operations"]) == [
         "ws_rooms_room_id.receive.Ping",
+        "ws_rooms_room_id.receive.heartbeat",
         "ws_rooms_room_id.send.Hello",
         "ws_rooms_room_id.send.error",
+        "ws_rooms_room_id.send.heartbeat",
     ]
     assert doc["operations"]["ws_rooms_room_id.receive.Ping"]["reply"]["messages"] == [
         {"$ref": "#/channels/ws_rooms_room_id/messages/Ping"}

@@ -116,6 +116,8 @@ def test_channel_messages_hold_both_directions(doc: dict[str, Any]) -> None:
         for k in [
             "Draw",  # received
             "ErrorFrame",  # the error frame, on every channel
+            "HeartbeatPing",  # the heartbeat, both directions
+            "HeartbeatPong",
             "Hello",  # declared with @sends on the connect handler
             "Joined",  # declared with @sends(group=rooms)
             "Ping",
@@ -157,9 +159,26 @@ def test_operations(doc: dict[str, Any]) -> None:
         f"{BOARD}.receive.Draw",
         f"{BOARD}.receive.Ping",
         f"{BOARD}.receive.UploadFrame",
+        f"{BOARD}.receive.heartbeat",
         f"{BOARD}.send.Hello",
         f"{BOARD}.send.error",
+        f"{BOARD}.send.heartbeat",
     ]
+
+
+def test_the_heartbeat_is_documented_in_both_directions(doc: dict[str, Any]) -> None:
+    ping = doc["operations"][f"{BOARD}.send.heartbeat"]
+    assert ping["action"] == "send"
+    assert ping["messages"] == msgs(BOARD, "HeartbeatPing")
+    assert ping["reply"]["messages"] == msgs(BOARD, "HeartbeatPong")
+    assert ping["summary"] == "Ping the client every 20 s; it must answer."
+    assert "closes the connection with 4002" in ping["description"]
+    assert "nothing for 25 s" in ping["description"]
+    answer = doc["operations"][f"{BOARD}.receive.heartbeat"]
+    assert answer["action"] == "receive"
+    assert answer["messages"] == msgs(BOARD, "HeartbeatPing")
+    assert doc["components"]["schemas"]["HeartbeatPing"]["properties"]["type"]["const"] == "$ping"
+    assert f"{LOBBY}.send.heartbeat" not in doc["operations"]  # the app switched them off
 
 
 def test_a_handler_that_answers_has_a_reply(doc: dict[str, Any]) -> None:
@@ -288,6 +307,8 @@ def test_schemas_are_hoisted_and_draft07(doc: dict[str, Any]) -> None:
         "Edit",
         "ErrorDetail",
         "ErrorFrame",
+        "HeartbeatPing",
+        "HeartbeatPong",
         "Hello",
         "History",
         "HistoryReply",

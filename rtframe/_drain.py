@@ -1,0 +1,313 @@
+"""Graceful drain: refuse new handshakes, tell every client to reconnect, close them spread out.
+
+    app.drain(window=10.0)
+    -> new handshakes refused: HTTP 503 + Retry-After (server offers the ASGI
+       `websocket.http.response` extension), else accept then close 1013 (try again later)
+    -> every live client gets {"type":"$reconnect","after_ms":N}: N is its own slot in
+       the window, drawn at random (one slot per client, so the slots are evenly spread)
+    -> each client is closed with 1012 (service restart) at about its N, a batch every
+       50 ms, at most `max_share_per_second` of the clients in any second unless the
+       window is too short for that; a client whose handler is running is closed when
+       the handler returns (its reply goes first), at the latest `handler_grace` after
+       the window
+    -> wait (at most `close_timeout`) until every session has finished its teardown
+
+Everything runs in one task per drain: no timer or task per connection, one loop turn
+per 512 notices so a big drain does not stall the process. A second `drain()` while one
+runs waits for it and gets the same summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from ._session import Session, Sessions
+from .connection import ConnectionState
+from .exceptions import ConfigurationError
+from .types import Scope, Send
+
+__all__ = [
+    "CLOSE_SERVICE_RESTART",
+    "CLOSE_TRY_AGAIN_LATER",
+    "RECONNECT_TYPE",
+    "DrainSummary",
+    "Drainer",
+    "reconnect_frame",
+]
+
+logger = logging.getLogger("rtframe")
+
+#: Close code of a connection the drain ends (RFC 6455: "Service Restart").
+CLOSE_SERVICE_RESTART = 1012
+#: Close code of a handshake refused during a drain, when HTTP 503 is not possible.
+CLOSE_TRY_AGAIN_LATER = 1013
+#: The `type` of the notice every client gets when the drain starts.
+RECONNECT_TYPE = "$reconnect"
+
+_OPEN = ConnectionState.OPEN
+_TICK = 0.05  # seconds between two batches of closes
+_NOTICE_CHUNK = 512  # notices sent between two turns of the event loop
+_REFUSAL_BODY = b"The server is restarting: reconnect to another server, or retry later.\n"
+
+
+def reconnect_frame(after_ms: int) -> str:
+    """The notice text: reconnect in `after_ms` milliseconds (when this server closes)."""
+    return f'{{"type":"{RECONNECT_TYPE}","after_ms":{after_ms}}}'
+
+
+@dataclass(frozen=True, slots=True)
+class DrainSummary:
+    """What a drain did.
+
+    Attributes:
+        notified: clients sent the reconnect notice.
+        closed: connections the drain closed with 1012.
+        waited_for_handler: closes postponed until a running handler returned.
+        cut_off: connections closed while their handler still ran (past `handler_grace`).
+        remaining: sessions still open or tearing down when the drain returned.
+        refused: handshakes refused since the drain began, until it returned.
+        duration: seconds from the start of the drain to its return.
+    """
+
+    notified: int
+    closed: int
+    waited_for_handler: int
+    cut_off: int
+    remaining: int
+    refused: int
+    duration: float
+
+
+class Drainer:
+    """The drain state of one app: whether it drains, and the one drain task."""
+
+    __slots__ = ("_task", "_window", "refused", "sessions")
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+        self.refused = 0
+        self._window = 0.0
+        self._task: asyncio.Future[DrainSummary] | None = None
+
+    @property
+    def active(self) -> bool:
+        """True from the first `drain()` on: new handshakes are refused."""
+        return self._task is not None
+
+    def reset(self) -> None:
+        """Accept connections again (a new serving period: lifespan startup)."""
+        self._task = None
+        self.refused = 0
+
+    async def drain(
+        self,
+        window: float,
+        *,
+        max_share_per_second: float,
+        handler_grace: float,
+        close_timeout: float,
+    ) -> DrainSummary:
+        if self._task is None:
+            if not all(math.isfinite(x) and x >= 0 for x in (window, handler_grace, close_timeout)):
+                raise ConfigurationError(
+                    "window, handler_grace and close_timeout must be finite and not negative"
+                )
+            if not (math.isfinite(max_share_per_second) and max_share_per_second > 0):
+                raise ConfigurationError("max_share_per_second must be a positive number")
+            self._window = window
+            self._task = asyncio.ensure_future(
+                self._run(window, max_share_per_second, handler_grace, close_timeout)
+            )
+        return await asyncio.shield(self._task)
+
+    async def refuse(self, scope: Scope, send: Send) -> None:
+        """Answer a handshake that arrived during the drain: 503 + Retry-After, or 1013."""
+        self.refused += 1
+        path = scope.get("path", "")
+        # a random retry delay within the window spreads the retries, like the notices
+        retry_after = random.randint(1, max(1, math.ceil(self._window)))
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            logger.info(
+                "refused the WebSocket handshake for %s: the server is draining "
+                "(HTTP 503, Retry-After %d s)",
+                path,
+                retry_after,
+            )
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(_REFUSAL_BODY)).encode()),
+                (b"retry-after", str(retry_after).encode()),
+            ]
+            await send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": _REFUSAL_BODY})
+            return
+        logger.info(
+            "refused the WebSocket handshake for %s: the server is draining (close code %d)",
+            path,
+            CLOSE_TRY_AGAIN_LATER,
+        )
+        # a close before accept reaches the client as HTTP 403 without its code: accept first
+        await send({"type": "websocket.accept"})
+        await send(
+            {"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER, "reason": "server draining"}
+        )
+
+    async def _run(
+        self, window: float, share: float, grace: float, close_timeout: float
+    ) -> DrainSummary:
+        started = time.monotonic()
+        logger.info(
+            "draining: new WebSocket handshakes are refused; %d connections are told to "
+            "reconnect and closed over %.1f s",
+            len(self.sessions),
+            window,
+        )
+        run = _Run(self.sessions, window, share, grace)
+        await run.notify()
+        await run.close_all(started)
+        remaining = await _wait_gone(self.sessions, close_timeout, run.closing)
+        summary = DrainSummary(
+            notified=run.notified,
+            closed=run.closed,
+            waited_for_handler=run.waited,
+            cut_off=run.cut_off,
+            remaining=remaining,
+            refused=self.refused,
+            duration=time.monotonic() - started,
+        )
+        log = logger.warning if summary.cut_off or summary.remaining else logger.info
+        log(
+            "drained in %.2f s: %d notified, %d closed with %d (%d after their handler "
+            "returned, %d cut off mid-handler), %d still open, %d handshakes refused",
+            summary.duration,
+            summary.notified,
+            summary.closed,
+            CLOSE_SERVICE_RESTART,
+            summary.waited_for_handler,
+            summary.cut_off,
+            summary.remaining,
+            summary.refused,
+        )
+        return summary
+
+
+class _Run:
+    """One drain's schedule and counters."""
+
+    def __init__(self, sessions: Sessions, window: float, share: float, grace: float) -> None:
+        self.sessions = sessions
+        self.window = window
+        self.grace = grace
+        self.notified = self.closed = self.waited = self.cut_off = 0
+        self.scheduled: set[Session] = set()
+        self.closing: set[asyncio.Task[None]] = set()
+        live = [s for s in sessions if s.accepted and s.conn.state_ is _OPEN]
+        random.shuffle(live)
+        n = len(live)
+        # one slot of window/n per client, a random point in it: evenly spread, random order
+        self.due: deque[tuple[float, Session]] = deque(
+            (window * (i + random.random()) / n, s) for i, s in enumerate(live)
+        )
+        # closes allowed per second: the share asked for, or more if the window needs it
+        self.rate = max(share * n, n / window) if window > 0 else math.inf
+        if n and window > 0 and share * window < 1:
+            logger.info(
+                "the drain window (%.1f s) is too short to close at most %.0f%% of the "
+                "connections per second: closing %.0f%% per second",
+                window,
+                share * 100,
+                100 / window,
+            )
+
+    async def notify(self) -> None:
+        for i, (due, session) in enumerate(self.due):
+            self.scheduled.add(session)
+            session.conn.deliver(reconnect_frame(round(due * 1000)))
+            self.notified += 1
+            if i % _NOTICE_CHUNK == _NOTICE_CHUNK - 1:
+                await asyncio.sleep(0)
+
+    async def close_all(self, started: float) -> None:
+        waiting: list[Session] = []  # due, but running a handler
+        swept = False
+        while True:
+            now = time.monotonic() - started
+            final = now >= self.window + self.grace
+            allowed = (
+                math.inf
+                if now >= self.window
+                else math.floor(self.rate * now + max(1.0, self.rate * _TICK)) - self.closed
+            )
+            still: list[Session] = []
+            for session in waiting:
+                if session.conn.state_ is not _OPEN:
+                    continue
+                if (session.busy_since and not final) or allowed <= 0:
+                    still.append(session)
+                    continue
+                self._close(session)
+                allowed -= 1
+            waiting = still
+            while self.due and self.due[0][0] <= now and allowed > 0:
+                session = self.due.popleft()[1]
+                if session.conn.state_ is not _OPEN:
+                    continue
+                if session.busy_since and not final:
+                    self.waited += 1
+                    waiting.append(session)
+                    continue
+                self._close(session)
+                allowed -= 1
+            if not self.due and not swept:
+                swept = True
+                waiting += self._late_joiners()
+            if not self.due and not waiting:
+                return
+            await asyncio.sleep(_TICK)
+
+    def _late_joiners(self) -> list[Session]:
+        """Sessions accepted after the drain began (their handshake was under way)."""
+        late = [
+            s
+            for s in self.sessions
+            if s not in self.scheduled and s.accepted and s.conn.state_ is _OPEN
+        ]
+        for session in late:
+            self.scheduled.add(session)
+            session.conn.deliver(reconnect_frame(0))
+            self.notified += 1
+        return late
+
+    def _close(self, session: Session) -> None:
+        if session.busy_since:
+            self.cut_off += 1
+            logger.warning(
+                "closing %r while its handler still runs: it did not return within the "
+                "drain window and %.1f s of grace",
+                session.conn,
+                self.grace,
+            )
+        self.closed += 1
+        # one task per close: some servers wait for the client's answer to a close frame
+        task = asyncio.ensure_future(session.close(CLOSE_SERVICE_RESTART, "server restarting"))
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
+
+
+async def _wait_gone(sessions: Sessions, timeout: float, closing: set[asyncio.Task[None]]) -> int:
+    """Wait until no session is left (each finished its teardown); how many are left."""
+    # a poll: the session set has no event to wait on, and a drain polls once per tick
+    deadline = time.monotonic() + timeout
+    for _ in range(math.ceil(timeout / _TICK)):
+        if not (sessions or closing) or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(_TICK)
+    for task in closing:
+        task.cancel()
+    return len(sessions)

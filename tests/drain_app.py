@@ -1,0 +1,41 @@
+"""The app of the drain tests (tests/test_drain.py): an echo, and an echo that takes its time."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from pydantic import BaseModel
+
+from rtframe import RealtimeApp, WebSocketRouter
+
+ws = WebSocketRouter()
+
+
+class Echo(BaseModel):
+    type: Literal["echo"] = "echo"
+    text: str
+
+
+class Slow(BaseModel):
+    type: Literal["slow"] = "slow"
+    seconds: float
+    text: str
+
+
+@ws.on_receive("/ws")
+async def echo(msg: Echo) -> Echo:
+    return msg
+
+
+@ws.on_receive("/ws")
+async def slow(msg: Slow) -> Echo:
+    await asyncio.sleep(msg.seconds)
+    return Echo(text=msg.text)
+
+
+def make_app() -> RealtimeApp:
+    return RealtimeApp([ws])
+
+
+app = make_app()
