@@ -385,10 +385,15 @@ class Session:
 
     # -- heartbeats and timeouts (run by the app's sweeper) ----------------------------
 
-    async def check(self, now: float) -> None:
-        """Ping, time out or warn this connection as its route's timing says."""
+    def check(self, now: float) -> tuple[int, str] | None:
+        """Ping or warn this connection as its route's timing says.
+
+        Returns the close code and reason when the connection must be kicked (the
+        sweeper awaits that), None otherwise; never awaits, so a sweep over thousands
+        of sessions is one pass.
+        """
         if not self.serving or self.conn.state_ is not _OPEN:
-            return
+            return None
         route = self.route
         busy = self.busy_since
         if busy:
@@ -405,22 +410,22 @@ class Session:
                     )
                 )
             # while a handler runs nothing is read: the peer's silence is not its fault
-            return
+            return None
         heartbeat = route.heartbeat
         if heartbeat is not None:
             if self.ping_sent:
                 if max(self.last_in, self.last_pong) >= self.ping_sent:
                     self.ping_sent = 0.0  # answered
                 elif now - self.ping_sent >= heartbeat.timeout:
-                    await self.kick(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout")
-                    return
+                    return CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout"
             if not self.ping_sent and now >= self.next_ping:
                 self.ping_sent = now
                 self.next_ping = now + heartbeat.interval
                 self.conn.deliver(PING)
         idle = route.timeouts.idle
         if idle is not None and now - self.last_in >= idle:
-            await self.kick(CLOSE_IDLE_TIMEOUT, "idle timeout")
+            return CLOSE_IDLE_TIMEOUT, "idle timeout"
+        return None
 
     def _handler_name(self) -> str:
         names = {h.plan.name for h in self.route.handlers.values()}

@@ -44,11 +44,20 @@ class Sweeper:
             await self.sweep(time.monotonic())
 
     async def sweep(self, now: float) -> None:
+        kicks = []
         for session in self.sessions:
             try:
-                await session.check(now)
+                verdict = session.check(now)
             except Exception:  # one broken session must not stop heartbeats for all
                 logger.exception("heartbeat check of %r failed", session)
+                continue
+            if verdict is not None:
+                kicks.append((session, verdict))
+        for session, (code, reason) in kicks:
+            try:
+                await session.kick(code, reason)
+            except Exception:
+                logger.exception("closing %r after %s failed", session, reason)
 
 
 def sweep_tick(*spans: float | None) -> float | None:

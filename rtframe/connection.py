@@ -39,6 +39,7 @@ __all__ = [
     "ConnectionState",
     "OverflowPolicy",
     "State",
+    "dropped_notice",
 ]
 
 logger = logging.getLogger("rtframe.connection")
@@ -103,6 +104,7 @@ class Connection:
         "_cookies",
         "_headers",
         "_hub",
+        "_lost",
         "_outbox",
         "_overflowed",
         "_pending",
@@ -145,6 +147,7 @@ class Connection:
         self._outbox: deque[Message] | None = None
         self._pending: asyncio.Task[None] | None = None
         self._overflowed = False
+        self._lost = 0  # frames dropped since the client was last told
         self._headers: dict[str, str] | None = None
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None
@@ -357,12 +360,19 @@ class Connection:
     async def _finish(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
         try:
             await _resume(coro, waiting_on)
-            while self._outbox:
-                message = self._outbox.popleft()
-                await self._send(message)
-                if message["type"] == "websocket.close":
-                    self.state_ = ConnectionState.CLOSED
-                    self._outbox.clear()
+            while True:
+                while self._outbox:
+                    message = self._outbox.popleft()
+                    await self._send(message)
+                    if message["type"] == "websocket.close":
+                        self.state_ = ConnectionState.CLOSED
+                        self._outbox.clear()
+                if not self._lost or self.state_ is not _OPEN:
+                    break
+                # the backlog is written: tell the client how many frames it did not get
+                lost, self._lost = self._lost, 0
+                logger.warning("%r lost %d frames while too slow; telling it", self, lost)
+                await self._send({"type": "websocket.send", "text": dropped_notice(lost)})
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -393,6 +403,7 @@ class Connection:
                 )
                 return
             outbox.popleft()
+            self._lost += 1
             if not self._overflowed:
                 self._overflowed = True
                 logger.warning("%r is too slow: dropping its oldest frames (outbox full)", self)
@@ -406,6 +417,11 @@ class Connection:
                 "send on %r failed with an unexpected error; closing it", self, exc_info=exc
             )
         self.mark_disconnected(self.close_code)
+
+
+def dropped_notice(count: int) -> str:
+    """The frame telling a client that `count` frames meant for it were dropped."""
+    return f'{{"type":"$dropped","count":{count}}}'
 
 
 def _is_client_gone(exc: BaseException) -> bool:

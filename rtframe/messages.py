@@ -45,6 +45,17 @@ class ErrorFrame(BaseModel):
     errors: list[ErrorDetail] = Field(default_factory=list)
 
 
+class DroppedNotice(BaseModel):
+    """Sent to a client that was too slow: `count` frames meant for it were dropped.
+
+    Under the `drop_oldest` overflow policy, once its backlog is written; the frames it
+    did get are the newest ones. An app with history lets the client recover them.
+    """
+
+    type: Literal["$dropped"] = "$dropped"
+    count: int
+
+
 def error_frame(code: str, detail: str, errors: Sequence[Any] = ()) -> str:
     return to_json(
         {"type": "error", "code": code, "detail": detail, "errors": list(errors)}
@@ -134,6 +145,7 @@ def build_encoder(annotation: Any) -> Callable[[Any], str | bytes]:
 
 
 __all__ = [
+    "DroppedNotice",
     "ErrorCode",
     "ErrorDetail",
     "ErrorFrame",

@@ -196,8 +196,9 @@ async def test_drop_oldest_keeps_the_newest_frames_and_counts_drops(caplog: pyte
     assert conn.dropped == 6  # "0" is in flight, 3 queued, 6 dropped
     send.gate.set()
     await conn.wait_flushed()
-    assert send.texts() == ["0", "7", "8", "9"]
+    assert send.texts() == ["0", "7", "8", "9", '{"type":"$dropped","count":6}']
     assert "too slow" in caplog.text
+    assert "lost 6 frames" in caplog.text
     assert conn.is_open
 
 
@@ -229,7 +230,8 @@ async def test_a_slow_member_does_not_stall_a_broadcast() -> None:
     assert slow_send.texts() == []
     slow_send.gate.set()
     await slow.wait_flushed()
-    assert slow_send.texts() == ["m0", "m96", "m97", "m98", "m99"]
+    # the client is told what it missed, once the backlog is written
+    assert slow_send.texts() == ["m0", "m96", "m97", "m98", "m99", '{"type":"$dropped","count":95}']
     assert slow.dropped == 95
 
 

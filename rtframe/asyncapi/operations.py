@@ -30,7 +30,7 @@ from pydantic.json_schema import JsonSchemaMode
 
 from ..description import AppDescription, HandlerDescription, RouteDescription
 from ..exceptions import ConfigurationError
-from ..messages import ErrorFrame
+from ..messages import DroppedNotice, ErrorFrame
 from ..timing import HeartbeatPing, HeartbeatPong
 from . import docstrings, names
 from .markers import declared_sends, security_schemes
@@ -123,6 +123,7 @@ class Collector:
         self.payloads: dict[tuple[Any, str, str | None], Payload] = {}
         self.groups: dict[str, GroupUse] = {}
         self.error = self.payload(ErrorFrame, "serialization", hint="ErrorFrame")
+        self.dropped = self.payload(DroppedNotice, "serialization", hint="DroppedNotice")
 
     def collect(self) -> list[ChannelPlan]:
         """Every route's channel plan, sorted by path, group operations included."""
@@ -174,6 +175,21 @@ class Collector:
                     "Sent for a frame that is not JSON, does not match any message schema, "
                     "has an unknown `type`, or whose handler failed or raised MessageError. "
                     "The connection stays open."
+                ),
+            )
+        )
+        channel.ops.append(
+            OperationPlan(
+                "send",
+                "dropped",
+                "send",
+                [self.dropped],
+                summary="Tell a slow client how many frames it did not get.",
+                description=(
+                    "Under the `drop_oldest` overflow policy, a client that reads more slowly "
+                    "than frames arrive loses the oldest queued ones; once its backlog is "
+                    "written it receives this notice with their number. (Under `close` it is "
+                    "closed with 4008 instead.)"
                 ),
             )
         )

@@ -30,6 +30,7 @@ def test_the_docs_example() -> None:
         "ws_rooms_room_id.receive.Ping",
         "ws_rooms_room_id.receive.heartbeat",
         "ws_rooms_room_id.send.Hello",
+        "ws_rooms_room_id.send.dropped",
         "ws_rooms_room_id.send.error",
         "ws_rooms_room_id.send.heartbeat",
     ]

@@ -114,6 +114,7 @@ def test_channel_messages_hold_both_directions(doc: dict[str, Any]) -> None:
     assert channels[BOARD]["messages"] == {
         k: {"$ref": f"#/components/messages/{k}"}
         for k in [
+            "DroppedNotice",  # told to a slow client, on every channel
             "Draw",  # received
             "ErrorFrame",  # the error frame, on every channel
             "HeartbeatPing",  # the heartbeat, both directions
@@ -130,11 +131,12 @@ def test_channel_messages_hold_both_directions(doc: dict[str, Any]) -> None:
     assert list(channels[LOBBY]["messages"]) == [
         "Chat",
         "Chatted",
+        "DroppedNotice",
         "ErrorFrame",
         "History",
         "HistoryReply",
     ]
-    assert list(channels[DOCS]["messages"]) == ["Edit", "ErrorFrame"]
+    assert list(channels[DOCS]["messages"]) == ["DroppedNotice", "Edit", "ErrorFrame"]
 
 
 def test_channel_descriptions_come_from_the_connect_handler(doc: dict[str, Any]) -> None:
@@ -150,10 +152,12 @@ def test_channel_descriptions_come_from_the_connect_handler(doc: dict[str, Any])
 def test_operations(doc: dict[str, Any]) -> None:
     assert sorted(doc["operations"]) == [
         f"{DOCS}.receive.Edit",
+        f"{DOCS}.send.dropped",
         f"{DOCS}.send.error",
         f"{LOBBY}.broadcast.lobby",
         f"{LOBBY}.receive.Chat",
         f"{LOBBY}.receive.History",
+        f"{LOBBY}.send.dropped",
         f"{LOBBY}.send.error",
         f"{BOARD}.broadcast.room.room_id",
         f"{BOARD}.receive.Draw",
@@ -161,6 +165,7 @@ def test_operations(doc: dict[str, Any]) -> None:
         f"{BOARD}.receive.UploadFrame",
         f"{BOARD}.receive.heartbeat",
         f"{BOARD}.send.Hello",
+        f"{BOARD}.send.dropped",
         f"{BOARD}.send.error",
         f"{BOARD}.send.heartbeat",
     ]
@@ -304,6 +309,7 @@ def test_schemas_are_hoisted_and_draft07(doc: dict[str, Any]) -> None:
         "Chatted",
         "Color",
         "Draw",
+        "DroppedNotice",
         "Edit",
         "ErrorDetail",
         "ErrorFrame",

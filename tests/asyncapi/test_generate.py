@@ -200,7 +200,12 @@ def test_a_route_with_only_a_connect_handler_documents_the_error_frame() -> None
         """Say hello."""
 
     doc = generate(app_with(None, connect=join))
-    assert sorted(doc["operations"]) == ["ws.receive.heartbeat", "ws.send.error", "ws.send.heartbeat"]
+    assert sorted(doc["operations"]) == [
+        "ws.receive.heartbeat",
+        "ws.send.dropped",
+        "ws.send.error",
+        "ws.send.heartbeat",
+    ]
     assert doc["channels"]["ws"]["summary"] == "Say hello."
     assert problems(doc) == []
 
