@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing as _typing
 
+from ._drain import DrainSummary
 from .app import RealtimeApp
 from .asyncapi import sends
 from .connection import CLOSE_SLOW_CONSUMER, Connection, ConnectionState, OverflowPolicy
@@ -50,6 +51,7 @@ __all__ = [
     "ConnectionState",
     "ConnectionStateError",
     "Depends",
+    "DrainSummary",
     "ErrorFrame",
     "Group",
     "HTMLResponse",

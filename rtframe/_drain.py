@@ -4,7 +4,8 @@
     -> new handshakes refused: HTTP 503 + Retry-After (server offers the ASGI
        `websocket.http.response` extension), else accept then close 1013 (try again later)
     -> every live client gets {"type":"$reconnect","after_ms":N}: N is its own slot in
-       the window, drawn at random (one slot per client, so the slots are evenly spread)
+       the window, drawn at random (one slot per client, so the slots are evenly spread);
+       a handshake under way when the drain began is told once it opens
     -> each client is closed with 1012 (service restart) at about its N, a batch every
        50 ms, at most `max_share_per_second` of the clients in any second unless the
        window is too short for that; a client whose handler is running is closed when
@@ -20,6 +21,7 @@ runs waits for it and gets the same summary.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import random
@@ -162,8 +164,11 @@ class Drainer:
         self, window: float, share: float, grace: float, close_timeout: float
     ) -> DrainSummary:
         started = time.monotonic()
-        logger.info(
-            "draining: new WebSocket handshakes are refused; %d connections are told to "
+        # quiet when there is nothing to drain (plain uvicorn's lifespan shutdown, tests)
+        busy = bool(self.sessions)
+        logger.log(
+            logging.INFO if busy else logging.DEBUG,
+            "draining: new WebSocket handshakes are refused; %d connection(s) are told to "
             "reconnect and closed over %.1f s",
             len(self.sessions),
             window,
@@ -181,8 +186,11 @@ class Drainer:
             refused=self.refused,
             duration=time.monotonic() - started,
         )
-        log = logger.warning if summary.cut_off or summary.remaining else logger.info
-        log(
+        level = logging.INFO if busy or summary.refused else logging.DEBUG
+        if summary.cut_off or summary.remaining:
+            level = logging.WARNING
+        logger.log(
+            level,
             "drained in %.2f s: %d notified, %d closed with %d (%d after their handler "
             "returned, %d cut off mid-handler), %d still open, %d handshakes refused",
             summary.duration,
@@ -205,9 +213,10 @@ class _Run:
         self.window = window
         self.grace = grace
         self.notified = self.closed = self.waited = self.cut_off = 0
-        self.scheduled: set[Session] = set()
         self.closing: set[asyncio.Task[None]] = set()
         live = [s for s in sessions if s.accepted and s.conn.state_ is _OPEN]
+        # handshakes under way (the check ran before the drain): drained once they open
+        self.joining = [s for s in sessions if not s.accepted]
         random.shuffle(live)
         n = len(live)
         # one slot of window/n per client, a random point in it: evenly spread, random order
@@ -215,6 +224,7 @@ class _Run:
             (window * (i + random.random()) / n, s) for i, s in enumerate(live)
         )
         # closes allowed per second: the share asked for, or more if the window needs it
+        n += len(self.joining)
         self.rate = max(share * n, n / window) if window > 0 else math.inf
         if n and window > 0 and share * window < 1:
             logger.info(
@@ -227,7 +237,6 @@ class _Run:
 
     async def notify(self) -> None:
         for i, (due, session) in enumerate(self.due):
-            self.scheduled.add(session)
             session.conn.deliver(reconnect_frame(round(due * 1000)))
             self.notified += 1
             if i % _NOTICE_CHUNK == _NOTICE_CHUNK - 1:
@@ -235,9 +244,10 @@ class _Run:
 
     async def close_all(self, started: float) -> None:
         waiting: list[Session] = []  # due, but running a handler
-        swept = False
         while True:
             now = time.monotonic() - started
+            if self.joining:
+                self._admit_joined(now)
             final = now >= self.window + self.grace
             allowed = (
                 math.inf
@@ -264,25 +274,25 @@ class _Run:
                     continue
                 self._close(session)
                 allowed -= 1
-            if not self.due and not swept:
-                swept = True
-                waiting += self._late_joiners()
-            if not self.due and not waiting:
+            if not self.due and not waiting and not self.joining:
                 return
             await asyncio.sleep(_TICK)
 
-    def _late_joiners(self) -> list[Session]:
-        """Sessions accepted after the drain began (their handshake was under way)."""
-        late = [
-            s
-            for s in self.sessions
-            if s not in self.scheduled and s.accepted and s.conn.state_ is _OPEN
-        ]
-        for session in late:
-            self.scheduled.add(session)
-            session.conn.deliver(reconnect_frame(0))
+    def _admit_joined(self, now: float) -> None:
+        """Schedule the sessions whose handshake completed: a random time left in the window."""
+        joining: list[Session] = []
+        for session in self.joining:
+            if not session.accepted:
+                if session in self.sessions:
+                    joining.append(session)  # still in its connect handler
+                continue
+            if session.conn.state_ is not _OPEN:
+                continue
+            delay = random.random() * max(0.0, self.window - now)
+            bisect.insort(self.due, (now + delay, session), key=_due_time)
+            session.conn.deliver(reconnect_frame(round(delay * 1000)))
             self.notified += 1
-        return late
+        self.joining = joining
 
     def _close(self, session: Session) -> None:
         if session.busy_since:
@@ -298,6 +308,10 @@ class _Run:
         task = asyncio.ensure_future(session.close(CLOSE_SERVICE_RESTART, "server restarting"))
         self.closing.add(task)
         task.add_done_callback(self.closing.discard)
+
+
+def _due_time(item: tuple[float, Session]) -> float:
+    return item[0]
 
 
 async def _wait_gone(sessions: Sessions, timeout: float, closing: set[asyncio.Task[None]]) -> int:

@@ -138,7 +138,8 @@ def _check_not_control(plan: CallPlan, where: str) -> None:
     if field is not None and field.default in CONTROL_TYPES:
         raise ConfigurationError(
             f"{where}: {plan.name} receives messages of type {field.default!r}, which is "
-            "reserved for heartbeats (rtframe.timing); choose another type"
+            "reserved for rtframe's own frames (heartbeats, notices; see rtframe.timing); "
+            "choose another type"
         )
 
 

@@ -56,6 +56,17 @@ class DroppedNotice(BaseModel):
     count: int
 
 
+class ReconnectNotice(BaseModel):
+    """Sent to every client when the server drains (a deploy, a restart).
+
+    The server closes the connection with 1012 about `after_ms` milliseconds later; each
+    client gets its own delay, so reconnecting clients spread over the drain window.
+    """
+
+    type: Literal["$reconnect"] = "$reconnect"
+    after_ms: int
+
+
 def error_frame(code: str, detail: str, errors: Sequence[Any] = ()) -> str:
     return to_json(
         {"type": "error", "code": code, "detail": detail, "errors": list(errors)}
@@ -149,6 +160,7 @@ __all__ = [
     "ErrorCode",
     "ErrorDetail",
     "ErrorFrame",
+    "ReconnectNotice",
     "build_encoder",
     "describe_validation_error",
     "encode",

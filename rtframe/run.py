@@ -145,7 +145,9 @@ def _check(option: str, value: Any, known: Any) -> None:
 class _DrainingProcess(_multiprocess.Process):
     """A worker of uvicorn's `Multiprocess` supervisor that serves with a DrainingServer."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], drain: DrainOptions):
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], drain: DrainOptions
+    ) -> None:
         self.drain_options = drain  # set first: the process pickles this object on start
         super().__init__(config, sockets)
 

@@ -50,8 +50,8 @@ PING_FRAMES = frozenset({PING, '{"type": "$ping"}'})
 PONG_FRAMES = frozenset({PONG, '{"type": "$pong"}'})
 #: No heartbeat frame is longer: a longer text is never looked up.
 CONTROL_MAX_LENGTH = 17
-#: Message types of the heartbeat, which no route may declare.
-CONTROL_TYPES = frozenset({"$ping", "$pong"})
+#: rtframe's own message types, which no route may declare (heartbeat, notices).
+CONTROL_TYPES = frozenset({"$ping", "$pong", "$dropped", "$reconnect"})
 
 
 class HeartbeatPing(BaseModel):

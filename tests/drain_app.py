@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from rtframe import RealtimeApp, WebSocketRouter
+from rtframe import Connection, RealtimeApp, WebSocketRouter
 
 ws = WebSocketRouter()
 
@@ -32,6 +32,12 @@ async def echo(msg: Echo) -> Echo:
 async def slow(msg: Slow) -> Echo:
     await asyncio.sleep(msg.seconds)
     return Echo(text=msg.text)
+
+
+@ws.route("/slow-handshake")
+async def slow_handshake(conn: Connection) -> None:
+    await asyncio.sleep(float(conn.query_params.get("delay", "0")))
+    await conn.accept()
 
 
 def make_app() -> RealtimeApp:

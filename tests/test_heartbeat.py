@@ -178,7 +178,7 @@ def test_a_route_cannot_declare_a_heartbeat_message_type() -> None:
         return None
 
     with pytest.raises(
-        ConfigurationError, match=r"type '\$ping', which is reserved for heartbeats"
+        ConfigurationError, match=r"type .\$ping., which is reserved for rtframe.s own frames"
     ):
         RealtimeApp([ws])
 

@@ -30,7 +30,7 @@ from pydantic.json_schema import JsonSchemaMode
 
 from ..description import AppDescription, HandlerDescription, RouteDescription
 from ..exceptions import ConfigurationError
-from ..messages import DroppedNotice, ErrorFrame
+from ..messages import DroppedNotice, ErrorFrame, ReconnectNotice
 from ..timing import HeartbeatPing, HeartbeatPong
 from . import docstrings, names
 from .markers import declared_sends, security_schemes
@@ -124,6 +124,7 @@ class Collector:
         self.groups: dict[str, GroupUse] = {}
         self.error = self.payload(ErrorFrame, "serialization", hint="ErrorFrame")
         self.dropped = self.payload(DroppedNotice, "serialization", hint="DroppedNotice")
+        self.reconnect = self.payload(ReconnectNotice, "serialization", hint="ReconnectNotice")
 
     def collect(self) -> list[ChannelPlan]:
         """Every route's channel plan, sorted by path, group operations included."""
@@ -190,6 +191,21 @@ class Collector:
                     "than frames arrive loses the oldest queued ones; once its backlog is "
                     "written it receives this notice with their number. (Under `close` it is "
                     "closed with 4008 instead.)"
+                ),
+            )
+        )
+        channel.ops.append(
+            OperationPlan(
+                "send",
+                "reconnect",
+                "send",
+                [self.reconnect],
+                summary="Tell every client to reconnect: the server is draining.",
+                description=(
+                    "On a graceful shutdown (`rtframe run` got SIGTERM, or `app.drain()`) "
+                    "each client gets this notice with its own delay, then a close 1012 at "
+                    "about that time; reconnecting then reaches another server. A handshake "
+                    "made while the server drains is refused with HTTP 503 (or close 1013)."
                 ),
             )
         )

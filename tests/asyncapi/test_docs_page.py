@@ -33,6 +33,7 @@ def test_the_docs_example() -> None:
         "ws_rooms_room_id.send.dropped",
         "ws_rooms_room_id.send.error",
         "ws_rooms_room_id.send.heartbeat",
+        "ws_rooms_room_id.send.reconnect",
     ]
     assert doc["operations"]["ws_rooms_room_id.receive.Ping"]["reply"]["messages"] == [
         {"$ref": "#/channels/ws_rooms_room_id/messages/Ping"}

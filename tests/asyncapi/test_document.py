@@ -124,6 +124,7 @@ def test_channel_messages_hold_both_directions(doc: dict[str, Any]) -> None:
             "Ping",
             "Pong",  # reply
             "Receipt",  # reply to the binary frame
+            "ReconnectNotice",  # told to every client when the server drains
             "Stroke",  # broadcast
             "UploadFrame",  # the binary frame
         ]
@@ -135,8 +136,14 @@ def test_channel_messages_hold_both_directions(doc: dict[str, Any]) -> None:
         "ErrorFrame",
         "History",
         "HistoryReply",
+        "ReconnectNotice",
     ]
-    assert list(channels[DOCS]["messages"]) == ["DroppedNotice", "Edit", "ErrorFrame"]
+    assert list(channels[DOCS]["messages"]) == [
+        "DroppedNotice",
+        "Edit",
+        "ErrorFrame",
+        "ReconnectNotice",
+    ]
 
 
 def test_channel_descriptions_come_from_the_connect_handler(doc: dict[str, Any]) -> None:
@@ -154,11 +161,13 @@ def test_operations(doc: dict[str, Any]) -> None:
         f"{DOCS}.receive.Edit",
         f"{DOCS}.send.dropped",
         f"{DOCS}.send.error",
+        f"{DOCS}.send.reconnect",
         f"{LOBBY}.broadcast.lobby",
         f"{LOBBY}.receive.Chat",
         f"{LOBBY}.receive.History",
         f"{LOBBY}.send.dropped",
         f"{LOBBY}.send.error",
+        f"{LOBBY}.send.reconnect",
         f"{BOARD}.broadcast.room.room_id",
         f"{BOARD}.receive.Draw",
         f"{BOARD}.receive.Ping",
@@ -168,6 +177,7 @@ def test_operations(doc: dict[str, Any]) -> None:
         f"{BOARD}.send.dropped",
         f"{BOARD}.send.error",
         f"{BOARD}.send.heartbeat",
+        f"{BOARD}.send.reconnect",
     ]
 
 
@@ -323,6 +333,7 @@ def test_schemas_are_hoisted_and_draft07(doc: dict[str, Any]) -> None:
         "Point",
         "Pong",
         "Receipt",
+        "ReconnectNotice",
         "Stroke",
         "UploadFrame",
     ]

@@ -205,6 +205,7 @@ def test_a_route_with_only_a_connect_handler_documents_the_error_frame() -> None
         "ws.send.dropped",
         "ws.send.error",
         "ws.send.heartbeat",
+        "ws.send.reconnect",
     ]
     assert doc["channels"]["ws"]["summary"] == "Say hello."
     assert problems(doc) == []
