@@ -15,6 +15,7 @@ from .exceptions import (
     LayerBusyError,
     LayerError,
     LayerUnavailableError,
+    LimitExceededError,
     MessageError,
     Reject,
     RtframeError,
@@ -23,7 +24,7 @@ from .groups import Group, send_to_connection
 from .http import HTMLResponse, JSONResponse, Request, Response
 from .layers.base import Layer, Position
 from .layers.memory import InMemoryLayer
-from .limits import RateLimit
+from .limits import Limits, LimitStats, RateLimit
 from .members import Member
 from .messages import ErrorFrame
 from .routing import WebSocketRouter
@@ -62,6 +63,9 @@ __all__ = [
     "LayerBusyError",
     "LayerError",
     "LayerUnavailableError",
+    "LimitExceededError",
+    "LimitStats",
+    "Limits",
     "Member",
     "MessageError",
     "OverflowPolicy",

@@ -293,7 +293,9 @@ class ConnectionScope:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.cache: dict[Any, Any] = {}
+        # made on first use: most connections have no dependency or query parameter, and
+        # an idle connection's every byte counts (benchmarks/idle.py)
+        self.cache: dict[Any, Any] | None = None
         self.stack: AsyncExitStack | None = None
 
     async def aclose(self) -> None:
@@ -364,6 +366,8 @@ class Resolver:
         key = dep.dependency
         if dep.scope == "connection":
             cache = state.cache
+            if cache is None:
+                cache = state.cache = {}
         else:
             if scope is None:  # pragma: no cover - plans with message deps always get a scope
                 raise RuntimeError("message-scoped dependency resolved without a message scope")
@@ -411,7 +415,9 @@ async def _finish_generator(gen: AsyncGenerator[Any, None], plan: CallPlan) -> N
 def query_value(p: Param, state: ConnectionScope) -> Any:
     """Validate a query parameter once per connection, raising Reject(1008) if it is bad."""
     cache = state.cache
-    if p in cache:
+    if cache is None:
+        cache = state.cache = {}
+    elif p in cache:
         return cache[p]
     raw = state.conn.query_params.get(p.name)
     if raw is None:

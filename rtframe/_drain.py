@@ -29,6 +29,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from ._admission import CLOSE_TRY_AGAIN_LATER, refuse_later
 from ._session import Session, Sessions
 from .connection import ConnectionState
 from .exceptions import ConfigurationError
@@ -47,8 +48,6 @@ logger = logging.getLogger("rtframe")
 
 #: Close code of a connection the drain ends (RFC 6455: "Service Restart").
 CLOSE_SERVICE_RESTART = 1012
-#: Close code of a handshake refused during a drain, when HTTP 503 is not possible.
-CLOSE_TRY_AGAIN_LATER = 1013
 #: The `type` of the notice every client gets when the drain starts.
 RECONNECT_TYPE = "$reconnect"
 
@@ -131,33 +130,16 @@ class Drainer:
     async def refuse(self, scope: Scope, send: Send) -> None:
         """Answer a handshake that arrived during the drain: 503 + Retry-After, or 1013."""
         self.refused += 1
-        path = scope.get("path", "")
         # a random retry delay within the window spreads the retries, like the notices
         retry_after = random.randint(1, max(1, math.ceil(self._window)))
-        if "websocket.http.response" in (scope.get("extensions") or {}):
-            logger.info(
-                "refused the WebSocket handshake for %s: the server is draining "
-                "(HTTP 503, Retry-After %d s)",
-                path,
-                retry_after,
-            )
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(_REFUSAL_BODY)).encode()),
-                (b"retry-after", str(retry_after).encode()),
-            ]
-            await send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
-            await send({"type": "websocket.http.response.body", "body": _REFUSAL_BODY})
-            return
-        logger.info(
-            "refused the WebSocket handshake for %s: the server is draining (close code %d)",
-            path,
-            CLOSE_TRY_AGAIN_LATER,
-        )
-        # a close before accept reaches the client as HTTP 403 without its code: accept first
-        await send({"type": "websocket.accept"})
-        await send(
-            {"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER, "reason": "server draining"}
+        await refuse_later(
+            scope,
+            send,
+            retry_after=retry_after,
+            why="the server is draining",
+            body=_REFUSAL_BODY,
+            reason="server draining",
+            level=logging.INFO,
         )
 
     async def _run(

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ._admission import Admission
 from ._compile import CallPlan, ConnectionScope, MessageScope, query_value
 from ._routes import CompiledRoute, Handler
 from .connection import (
@@ -48,7 +49,7 @@ from .limits import TokenBucket
 from .messages import describe_validation_error, error_frame
 from .timing import CONTROL_MAX_LENGTH, PING, PING_FRAMES, PONG, PONG_FRAMES
 
-__all__ = ["HandshakeCheck", "Session", "Sessions"]
+__all__ = ["HandshakeCheck", "Session", "SessionHost", "Sessions"]
 
 logger = logging.getLogger("rtframe")
 
@@ -105,43 +106,54 @@ class Sessions:
         return len(sessions)
 
 
-class Session:
-    """One connection: its route, its `Connection`, its DI state, its flow."""
+class SessionHost:
+    """What every session of one app shares: built once per app, one slot per session."""
+
+    __slots__ = ("admission", "checks", "hub", "sessions")
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        checks: Sequence[HandshakeCheck] = (),
+        sessions: Sessions | None = None,
+        admission: Admission | None = None,
+    ) -> None:
+        self.hub = hub
+        self.checks = checks
+        self.sessions = sessions
+        self.admission = admission
+
+
+class Session(ConnectionScope):
+    """One connection: its route, its `Connection`, its DI state, its flow.
+
+    It is its own connection-scoped DI state (a `ConnectionScope`), and reaches what its
+    app's sessions share through one `SessionHost`: an idle connection's every byte
+    counts (benchmarks/idle.py).
+    """
 
     __slots__ = (
         "_kicked",
         "_told",
         "accepted",
         "busy_since",
-        "checks",
-        "conn",
-        "di",
-        "hub",
+        "host",
         "last_in",
         "last_pong",
         "next_ping",
         "ping_sent",
         "route",
         "serving",
-        "sessions",
         "task",
+        "user_key",
     )
 
-    def __init__(
-        self,
-        route: CompiledRoute,
-        conn: Connection,
-        hub: Hub,
-        *,
-        checks: Sequence[HandshakeCheck] = (),
-        sessions: Sessions | None = None,
-    ) -> None:
+    def __init__(self, route: CompiledRoute, conn: Connection, host: SessionHost) -> None:
+        super().__init__(conn)
         self.route = route
-        self.conn = conn
-        self.hub = hub
-        self.checks = checks
-        self.sessions = sessions
-        self.di = ConnectionScope(conn)
+        self.host = host
+        self.user_key: str | None = None  # what the per-user limit counted it under
         self.accepted = False
         self.serving = False  # in the receive loop: what the sweeper may act on
         self.task: asyncio.Task[Any] | None = None
@@ -151,6 +163,10 @@ class Session:
         self.busy_since = 0.0
         self._told = False  # the client was told its message is taking long
         self._kicked = False  # the sweeper ended the connection
+
+    @property
+    def hub(self) -> Hub:
+        return self.host.hub
 
     def __repr__(self) -> str:
         return f"<Session {self.conn.id} {self.route.path.template!r}>"
@@ -165,15 +181,16 @@ class Session:
 
     async def run(self) -> None:
         """Serve the connection until it ends; never raises for the client's behaviour."""
-        self.hub.enter()  # code of this connection (and its tasks) targets this app
+        host = self.host
+        host.hub.enter()  # code of this connection (and its tasks) targets this app
         self.task = asyncio.current_task()
-        if self.sessions is not None:
-            self.sessions.add(self)
+        if host.sessions is not None:
+            host.sessions.add(self)
         try:
             if not await self._connect():
                 return
             self.accepted = True
-            self.hub.registry.attach(self.conn)
+            host.hub.registry.attach(self.conn)
             self.last_in = now = _now()
             heartbeat = self.route.heartbeat
             if heartbeat is not None:
@@ -190,8 +207,10 @@ class Session:
             finally:
                 self.serving = False
         finally:
-            if self.sessions is not None:
-                self.sessions.discard(self)
+            if host.sessions is not None:
+                host.sessions.discard(self)
+            if host.admission is not None:
+                host.admission.release_user(self.user_key)
             await self._teardown()
 
     # -- handshake ---------------------------------------------------------------------
@@ -201,13 +220,16 @@ class Session:
         limit = route.timeouts.handshake
         try:
             async with asyncio.timeout(limit):
-                for check in self.checks:
+                for check in self.host.checks:
                     await check(conn)
                 for p in route.query_params:
-                    query_value(p, self.di)
+                    query_value(p, self)
                 plan = route.connect
                 if plan is not None:
                     await self._call(plan, None)
+                admission = self.host.admission
+                if admission is not None:  # per-user limit: raises Reject
+                    self.user_key = admission.admit_user(conn)
                 if conn.state_ is ConnectionState.CONNECTING:
                     await conn.accept()
         except TimeoutError:
@@ -253,7 +275,7 @@ class Session:
         try:
             if plan.params:
                 return await plan.fn(
-                    **await self.route.resolver.arguments(plan, self.di, message, scope)
+                    **await self.route.resolver.arguments(plan, self, message, scope)
                 )
             return await plan.fn()
         finally:
@@ -271,8 +293,10 @@ class Session:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
+                if conn.state_ is not _OPEN:  # closed meanwhile (a logout): handle no more
+                    return
                 if bucket is not None and not bucket.take():
-                    if await self._over_rate():
+                    if await self._over_rate(bucket):
                         return
                     continue
                 text = message.get("text")
@@ -308,14 +332,19 @@ class Session:
             return True
         return False
 
-    async def _over_rate(self) -> bool:
+    async def _over_rate(self, bucket: TokenBucket) -> bool:
         """Refuse one frame over the rate limit; True when the connection was closed."""
         limit = self.route.rate_limit
         assert limit is not None
+        bucket.refused += 1
+        if self.host.admission is not None:
+            self.host.admission.stats.messages += 1
         if limit.action == "close":
             logger.warning("closing %r: over its rate limit", self.conn)
             await self.conn.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
             return True
+        if bucket.refused == 1:  # once per connection: a flood must not flood the log too
+            logger.warning("%r is over its rate limit: refusing frames (rate_limited)", self.conn)
         self.conn.deliver(_RATE_LIMITED)
         return False
 
@@ -350,16 +379,14 @@ class Session:
             if handler.message_only is not None:
                 result = await plan.fn(**{handler.message_only: message})
             elif plan.direct:  # no dependencies: skip the resolver's coroutines
-                result = await plan.fn(
-                    **self.route.resolver.direct_arguments(plan, self.di, message)
-                )
+                result = await plan.fn(**self.route.resolver.direct_arguments(plan, self, message))
             else:
                 result = await self._call(plan, message)
             if result is None or handler.encode is None:
                 return
             data = handler.encode(result)
             if handler.group is not None:
-                await self.hub.publish(handler.group.name_for(conn), data)
+                await self.host.hub.publish(handler.group.name_for(conn), data)
             elif conn.state_ is _OPEN:
                 conn.deliver(data)
         except MessageError as exc:
@@ -454,11 +481,11 @@ class Session:
                 except Exception:
                     logger.exception("disconnect handler %s failed", plan.name)
         try:
-            await self.hub.leave_all(conn)
+            await self.host.hub.leave_all(conn)
         except Exception:
             logger.exception("could not remove %r from its groups", conn)
-        self.hub.registry.detach(conn)
+        self.host.hub.registry.detach(conn)
         try:
-            await self.di.aclose()
+            await self.aclose()
         except Exception:
             logger.exception("teardown of a dependency of %r failed", conn)

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from ._admission import Admission
 from ._drain import Drainer, DrainSummary
 from ._routes import CompiledRoute, RouteTable
-from ._session import HandshakeCheck, Session, Sessions
+from ._session import HandshakeCheck, Session, SessionHost, Sessions
 from ._sweeper import Sweeper, sweep_tick
 from .connection import CLOSE_POLICY_VIOLATION, Connection, OverflowPolicy
 from .description import AppDescription
@@ -25,8 +26,9 @@ from .http import Endpoint, Request, method_not_allowed, not_found
 from .hub import Hub
 from .layers.base import Layer, Position
 from .layers.memory import InMemoryLayer
-from .limits import RateLimit
+from .limits import DEFAULT_RATE_LIMIT, Limits, LimitStats, RateLimit
 from .messages import encode
+from .origins import AllowedOrigins
 from .routing import WebSocketRouter
 from .timing import DEFAULT_HEARTBEAT, DEFAULT_TIMEOUTS, Heartbeat, Timeouts
 from .types import ASGIApp, Receive, Scope, Send
@@ -46,13 +48,20 @@ class RealtimeApp:
         layer: where group and direct messages travel; an `InMemoryLayer` by default.
         http: an ASGI app for HTTP requests no route of this app matches (404 otherwise).
         max_message_size: the largest incoming frame, in bytes; bigger ones close with 1009.
-        rate_limit: incoming frames allowed per connection (`RateLimit`); none by default.
+        rate_limit: incoming frames allowed per connection (`RateLimit`); by default
+            `DEFAULT_RATE_LIMIT` (50 a second, bursts of 100, refused with `rate_limited`
+            error frames); None switches it off.
+        limits: connections per process, address and user, handshakes per second and
+            groups per connection (`Limits`; its defaults when omitted).
         outbox_limit: frames queued for a slow client before the overflow policy applies.
         overflow: "drop_oldest" (default) or "close" (close code 4008).
         heartbeat: application-level pings (`rtframe.timing`); None switches them off.
         timeouts: bounds on handshakes, idle connections and handler calls.
         asyncapi_path: where the AsyncAPI document is served (None: not served).
         docs_path: where its HTML page is served (None: not served).
+        allowed_origins: refuse browsers' handshakes from other sites (`rtframe.origins`):
+            the page's own origin and these (`"https://*.example.com"`, `"*"`) are
+            allowed; `[]` allows only the own origin; None (default) checks nothing.
     """
 
     def __init__(
@@ -62,7 +71,8 @@ class RealtimeApp:
         layer: Layer | None = None,
         http: ASGIApp | None = None,
         max_message_size: int = 1024 * 1024,
-        rate_limit: RateLimit | None = None,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        limits: Limits | None = None,
         outbox_limit: int = 256,
         overflow: OverflowPolicy = "drop_oldest",
         heartbeat: Heartbeat | None = DEFAULT_HEARTBEAT,
@@ -72,6 +82,7 @@ class RealtimeApp:
         description: str | None = None,
         asyncapi_path: str | None = "/asyncapi.json",
         docs_path: str | None = "/asyncapi",
+        allowed_origins: Iterable[str] | None = None,
     ) -> None:
         if overflow not in ("drop_oldest", "close"):
             raise ConfigurationError(f"overflow must be 'drop_oldest' or 'close', not {overflow!r}")
@@ -79,7 +90,16 @@ class RealtimeApp:
             raise ConfigurationError("outbox_limit and max_message_size must be positive")
         self.layer: Layer = layer if layer is not None else InMemoryLayer()
         #: The member registry and the layer, kept in step (see `rtframe.hub`).
-        self.hub = Hub(self.layer, title)
+        self.limits = limits if limits is not None else Limits()
+        #: How often each limit refused something (`LimitStats`; exported as metrics).
+        self.limit_stats = LimitStats()
+        self.hub = Hub(
+            self.layer,
+            title,
+            max_groups=self.limits.groups_per_connection,
+            limit_stats=self.limit_stats,
+        )
+        self._admission = Admission(self.limits, self.limit_stats)
         #: The live WebSocket sessions: `len(app.sessions)`, iterate, `close_all()`.
         self.sessions = Sessions()
         self._drainer = Drainer(self.sessions)
@@ -101,6 +121,14 @@ class RealtimeApp:
         self._on_shutdown: list[Callable[[], Awaitable[None]]] = []
         #: Checks run on every handshake before any route's connect handler.
         self.handshake_checks: list[HandshakeCheck] = []
+        self._session_host = SessionHost(
+            self.hub,
+            checks=self.handshake_checks,
+            sessions=self.sessions,
+            admission=self._admission,
+        )
+        if allowed_origins is not None:
+            self.add_handshake_check(AllowedOrigins(allowed_origins))
         self._started = False
         self._starting: asyncio.Future[None] | None = None
         for router in routers:
@@ -341,21 +369,42 @@ class RealtimeApp:
         return self._table.match(path)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The handshake's checks run in `_open`, which has returned before the session
+        # runs: one coroutine frame less per live connection (about 200 bytes).
+        session = await self._open(scope, receive, send)
+        if session is None:
+            return
+        try:
+            await session.run()
+        finally:
+            self._admission.release(scope)
+
+    async def _open(self, scope: Scope, receive: Receive, send: Send) -> Session | None:
+        """The session for a new connection, or None when it was refused here."""
         first = await receive()
         if first["type"] != "websocket.connect":
-            return
+            return None
         if self._drainer.active:
             await self._drainer.refuse(scope, send)
-            return
+            return None
         found = self._table.match(scope["path"])
         if found is None:
             logger.warning(
                 "refused the WebSocket handshake for %s: no route matches it", scope["path"]
             )
             await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION, "reason": ""})
-            return
+            return None
         route, params = found
-        await self._ensure_started()
+        admission = self._admission
+        refusal = admission.admit(scope)
+        if refusal is not None:
+            await admission.refuse(refusal, scope, send)
+            return None
+        try:
+            await self._ensure_started()
+        except BaseException:
+            admission.release(scope)
+            raise
         conn = Connection(
             scope,
             receive,
@@ -365,7 +414,4 @@ class RealtimeApp:
             outbox_limit=self.outbox_limit,
             overflow=self.overflow,
         )
-        session = Session(
-            route, conn, self.hub, checks=self.handshake_checks, sessions=self.sessions
-        )
-        await session.run()
+        return Session(route, conn, self._session_host)

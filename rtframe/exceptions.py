@@ -4,6 +4,7 @@
     ├── ConfigurationError     a handler, route or dependency cannot be served (raised at import)
     ├── ConnectionStateError   an operation the connection's current state forbids
     ├── MessageError           a handler refuses a message: sent to the client as an error frame
+    │   └── LimitExceededError     a per-connection limit (groups per connection) is reached
     └── LayerError             the messaging layer cannot do what was asked
         ├── LayerUnavailableError   the layer's backend (Redis) is unreachable right now
         └── LayerBusyError          the backend is reachable but had no room in time
@@ -62,6 +63,18 @@ class MessageError(RtframeError):
         return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
 
 
+class LimitExceededError(MessageError):
+    """A per-connection limit is reached: `Group.add` past `Limits.groups_per_connection`.
+
+    A `MessageError` with code `limit_exceeded`: raised in a handler, the sender gets that
+    error frame and the connection stays open. The refusal is logged and counted
+    (`app.limit_stats`) where it happens.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("limit_exceeded", detail)
+
+
 class Reject(Exception):
     """Refuse or end a connection with a WebSocket close code.
 
@@ -84,6 +97,7 @@ __all__ = [
     "LayerBusyError",
     "LayerError",
     "LayerUnavailableError",
+    "LimitExceededError",
     "MessageError",
     "Reject",
     "RtframeError",

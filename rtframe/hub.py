@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import weakref
 from contextvars import ContextVar
 
-from .exceptions import RtframeError
+from .exceptions import LimitExceededError, RtframeError
 from .layers.base import Layer, Position
+from .limits import LimitStats
 from .members import Member, Registry
 
 __all__ = ["Hub", "current_hub", "target_hub"]
+
+logger = logging.getLogger("rtframe")
 
 _current: ContextVar[Hub | None] = ContextVar("rtframe_current_hub", default=None)
 _alive: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -33,11 +37,31 @@ _alive: weakref.WeakSet[Hub] = weakref.WeakSet()
 class Hub:
     """The registry and the layer of one app."""
 
-    __slots__ = ("__weakref__", "_loop", "_subscribing", "layer", "name", "registry", "running")
+    __slots__ = (
+        "__weakref__",
+        "_loop",
+        "_subscribing",
+        "layer",
+        "limit_stats",
+        "max_groups",
+        "name",
+        "registry",
+        "running",
+    )
 
-    def __init__(self, layer: Layer, name: str) -> None:
+    def __init__(
+        self,
+        layer: Layer,
+        name: str,
+        *,
+        max_groups: int | None = None,
+        limit_stats: LimitStats | None = None,
+    ) -> None:
         self.layer = layer
         self.name = name
+        #: Groups one member may be in (`Limits.groups_per_connection`); None: no bound.
+        self.max_groups = max_groups
+        self.limit_stats = limit_stats if limit_stats is not None else LimitStats()
         self.registry = Registry()
         self.running = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -49,11 +73,24 @@ class Hub:
         return f"<Hub of {self.name!r} on {self.layer!r}>"
 
     def enter(self) -> None:
-        """Make this hub the target of outside-looking calls in the current context."""
-        _current.set(self)
+        """Make this hub the target of outside-looking calls in the current context.
+
+        Only needed when the process holds more than one app: with one, `target_hub`
+        finds it anyway, and a context of its own costs each connection ~120 bytes
+        (benchmarks/idle.py). Apps are created at import, before any connection.
+        """
+        if len(_alive) > 1:
+            _current.set(self)
 
     async def join(self, group: str, member: Member) -> None:
-        """Add `member` to `group`; returns once the process receives the group's frames."""
+        """Add `member` to `group`; returns once the process receives the group's frames.
+
+        Raises:
+            LimitExceededError: `member` is in `max_groups` groups already (not `group`).
+        """
+        limit = self.max_groups
+        if limit is not None and self.registry.group_count(member) >= limit:
+            self._refuse_group(group, member, limit)
         if self.registry.add(group, member):
             task = asyncio.get_running_loop().create_task(self.layer.subscribe(group))
             self._subscribing[group] = task
@@ -66,6 +103,21 @@ class Hub:
             pending = self._subscribing.get(group)
             if pending is not None:  # the first member's subscription is still on its way
                 await asyncio.shield(pending)
+
+    def _refuse_group(self, group: str, member: Member, limit: int) -> None:
+        if self.registry.is_member(group, member):
+            return  # joining again changes nothing
+        self.limit_stats.groups += 1
+        logger.warning(
+            "%r may not join group %r: it is in %d groups, the most a connection may be in "
+            "(Limits.groups_per_connection)",
+            member,
+            group,
+            limit,
+        )
+        raise LimitExceededError(
+            f"This connection is in {limit} groups, the most it may be in; leave one first"
+        )
 
     async def leave(self, group: str, member: Member) -> None:
         """Remove `member` from `group`; no error if it was not a member."""

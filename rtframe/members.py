@@ -118,6 +118,13 @@ class Registry:
     def groups_of(self, member: Member) -> frozenset[str]:
         return frozenset(self._member_groups.get(member, ()))
 
+    def group_count(self, member: Member) -> int:
+        """How many groups `member` is in (no copy)."""
+        return len(self._member_groups.get(member, ()))
+
+    def is_member(self, group: str, member: Member) -> bool:
+        return member in self._groups.get(group, ())
+
     def members(self, group: str) -> list[Member]:
         """The local members of `group` (a copy)."""
         return list(self._groups.get(group, ()))

@@ -16,6 +16,7 @@ ErrorCode = Literal[
     "unknown_type",
     "unsupported_frame",
     "rate_limited",
+    "limit_exceeded",
     "internal_error",
     "layer_unavailable",
     "layer_busy",
@@ -35,8 +36,8 @@ class ErrorFrame(BaseModel):
     """Sent to a client whose message could not be handled; the connection stays open.
 
     `code` is one of invalid_json, validation_error, unknown_type, unsupported_frame,
-    rate_limited, internal_error, layer_unavailable, layer_busy, layer_error, or a code
-    chosen by the application (`MessageError`).
+    rate_limited, limit_exceeded, internal_error, layer_unavailable, layer_busy,
+    layer_error, or a code chosen by the application (`MessageError`).
     """
 
     type: Literal["error"] = "error"

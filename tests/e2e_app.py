@@ -28,4 +28,5 @@ async def echo(msg: Echo) -> Echo:
     return msg
 
 
-app = RealtimeApp([ws], max_message_size=1000)
+# no rate limit: the flood test checks that 500 frames sent at once all come back in order
+app = RealtimeApp([ws], max_message_size=1000, rate_limit=None)

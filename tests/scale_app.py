@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 import rtframe.members
 from rtframe import Connection, Group, RealtimeApp, WebSocketRouter
+from rtframe.limits import NO_LIMITS
 
 if os.environ.get("RTFRAME_SCALE_UNCHUNKED"):  # to show the test fails without chunking
     rtframe.members.FANOUT_CHUNK = 10**9
@@ -67,4 +68,6 @@ async def echo(msg: Echo) -> Echo:
     return msg
 
 
-app = RealtimeApp([ws], asyncapi_path=None, docs_path=None)
+# No limits and no rate limit: 5,000 members connect from one loopback address, and the
+# tests measure fan-out and latency, not the limits.
+app = RealtimeApp([ws], asyncapi_path=None, docs_path=None, rate_limit=None, limits=NO_LIMITS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rtframe import Connection, Group, RealtimeApp, WebSocketRouter
+from rtframe.limits import NO_LIMITS
 
 from .schema import Echo, News
 
@@ -14,7 +15,9 @@ async def echo_back(msg: Echo) -> Echo:
     return msg
 
 
-echo = RealtimeApp(routers=[ws])
+# No limits and no rate limit: the benchmark measures the framework, not its limits
+# (the load generator floods from one address, far past the default message rate).
+echo = RealtimeApp(routers=[ws], rate_limit=None, limits=NO_LIMITS)
 
 fan = WebSocketRouter()
 members = Group("bench")
@@ -32,4 +35,4 @@ async def publish(msg: News) -> News:
     return msg
 
 
-fanout = RealtimeApp(routers=[fan])
+fanout = RealtimeApp(routers=[fan], rate_limit=None, limits=NO_LIMITS)  # as `echo` above

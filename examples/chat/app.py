@@ -34,6 +34,7 @@ from rtframe import (
     WebSocketRouter,
     sends,
 )
+from rtframe.limits import DEFAULT_RATE_LIMIT, NO_LIMITS
 
 logger = logging.getLogger(__name__)
 ws = WebSocketRouter()
@@ -175,7 +176,21 @@ layer = (
     if os.environ.get("REDIS_URL")
     else None
 )
-app = RealtimeApp(routers=[ws], layer=layer, title="rtframe chat example", version="1.0.0")
+# The default limits apply (connections, handshakes, 50 messages a second per client);
+# CHAT_NO_LIMITS=1 lifts them for load tests that storm the chat from one address.
+no_limits = bool(os.environ.get("CHAT_NO_LIMITS"))
+# Browsers' handshakes must come from the chat's own page (same scheme, host and port) or
+# an origin listed in CHAT_ALLOWED_ORIGINS ("https://chat.example.com ..."): another site
+# cannot open a socket as its visitor. Clients sending no Origin (scripts) are let in.
+app = RealtimeApp(
+    routers=[ws],
+    layer=layer,
+    title="rtframe chat example",
+    version="1.0.0",
+    limits=NO_LIMITS if no_limits else None,
+    rate_limit=None if no_limits else DEFAULT_RATE_LIMIT,
+    allowed_origins=os.environ.get("CHAT_ALLOWED_ORIGINS", "").split(),
+)
 
 PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 

@@ -35,10 +35,12 @@ from .auth import (
     permission_required,
     require_login,
     save_session,
+    user_key,
     verified_user,
 )
 from .conf import create_app, layer_from_settings, rtframe_settings
 from .db import database_sync_to_async
+from .logout import CLOSE_SESSION_ENDED, SessionEndMiddleware, connect_signals, end_sessions
 from .mount import mount
 from .origin import CLOSE_FORBIDDEN_ORIGIN, OriginCheck
 
@@ -46,14 +48,17 @@ __all__ = [
     "CLOSE_FORBIDDEN_ORIGIN",
     "CLOSE_LOGIN_REQUIRED",
     "CLOSE_PERMISSION_DENIED",
+    "CLOSE_SESSION_ENDED",
     "CurrentUser",
     "LoginRequired",
     "OriginCheck",
     "Session",
+    "SessionEndMiddleware",
     "VerifiedUser",
     "connection_session",
     "create_app",
     "database_sync_to_async",
+    "end_sessions",
     "get_user",
     "layer_from_settings",
     "mount",
@@ -61,5 +66,9 @@ __all__ = [
     "require_login",
     "rtframe_settings",
     "save_session",
+    "user_key",
     "verified_user",
 ]
+
+# A logout, a login over another session, a password change: close the user's sockets.
+connect_signals()

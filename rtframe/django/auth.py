@@ -6,9 +6,10 @@ When things happen:
   engine works (db, cache, cached_db, file, signed_cookies).
 - The user is read once per connection, from that session, with Django's own
   `django.contrib.auth.get_user` (the session's backend, the session-hash check that
-  makes a password change log other sessions out). A logout elsewhere is therefore seen
-  at the next connection, not by an open one, unless the handler asks for
-  `VerifiedUser`, which re-reads it every `RTFRAME["USER_RECHECK_SECONDS"]`.
+  makes a password change log other sessions out). An authenticated socket is closed
+  with 4001 when its user logs out or changes password, or its session ends, in every
+  process (`rtframe.django.logout`); `VerifiedUser` also re-reads the user every
+  `RTFRAME["USER_RECHECK_SECONDS"]` (deactivation, a session deleted some other way).
 - Session writes are saved after each handler that declared a `Session` parameter and
   changed it, and once more when the connection ends if something else changed it.
 """
@@ -31,7 +32,9 @@ from ..di import Depends
 from ..exceptions import ConfigurationError, Reject
 from .conf import rtframe_settings
 from .db import database_sync_to_async
+from .logout import unwatch, watch
 from .origin import ensure_origin_checked
+from .userkey import USER_KEY, user_key
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -130,7 +133,10 @@ async def connection_session(conn: Connection) -> AsyncIterator[SessionBase]:
     await ensure_origin_checked(conn)
     key = conn.cookies.get(settings.SESSION_COOKIE_NAME) or None
     session = await database_sync_to_async(_load_session)(key)
-    yield session
+    try:
+        yield session
+    finally:
+        await unwatch(conn)  # `get_user` watched it for the end of its session
     await save_session(session)
 
 
@@ -151,10 +157,16 @@ def _get_user(session: SessionBase) -> AbstractBaseUser | AnonymousUser:
 
 
 async def get_user(
+    conn: Connection,
     session: Annotated[SessionBase, Depends(connection_session)],
 ) -> AbstractBaseUser | AnonymousUser:
     """The Django user of the handshake's session, or `AnonymousUser`; once per connection."""
-    return await database_sync_to_async(_get_user)(session)
+    user = await database_sync_to_async(_get_user)(session)
+    if user.is_authenticated:
+        conn.scope[USER_KEY] = str(user.pk)  # read by `user_key` (the per-user limit)
+        # closed with 4001 when the user logs out or the session ends, in any process
+        await watch(conn, user.pk, session.session_key)
+    return user
 
 
 #: The logged-in user, or `AnonymousUser`: `async def join(conn, user: CurrentUser)`.
@@ -283,5 +295,6 @@ __all__ = [
     "permission_required",
     "require_login",
     "save_session",
+    "user_key",
     "verified_user",
 ]

@@ -6,7 +6,7 @@
         "OUTBOX_LIMIT": 256,                            # frames queued for a slow client
         "OVERFLOW": "drop_oldest",                      # or "close"
         "CHECK_ORIGIN": True,                           # refuse foreign or missing Origin
-        "ALLOWED_ORIGINS": ["https://example.com"],     # default: derived from ALLOWED_HOSTS
+        "ALLOWED_ORIGINS": ["https://example.com"],     # default: Django's CSRF Origin rules
         "USER_RECHECK_SECONDS": 60,                     # how often VerifiedUser re-reads
     }
 
@@ -26,7 +26,9 @@ from ..app import RealtimeApp
 from ..exceptions import ConfigurationError
 from ..layers.base import Layer
 from ..layers.memory import InMemoryLayer
+from ..limits import Limits
 from ..routing import WebSocketRouter
+from .userkey import user_key
 
 KNOWN_KEYS = frozenset(
     {
@@ -109,6 +111,9 @@ def layer_from_settings(conf: Mapping[str, Any] | None = None) -> Layer:
 def create_app(routers: Iterable[WebSocketRouter] = (), **overrides: Any) -> RealtimeApp:
     """Create a `RealtimeApp` configured from `settings.RTFRAME`.
 
+    Unless `limits` is given, the default `Limits` apply with the per-user limit keyed by
+    the Django user (`rtframe.django.user_key`).
+
     Args:
         routers: the WebSocket routers to serve.
         **overrides: `RealtimeApp` keyword arguments that win over the settings.
@@ -122,6 +127,7 @@ def create_app(routers: Iterable[WebSocketRouter] = (), **overrides: Any) -> Rea
     }
     if "layer" not in overrides:
         kwargs["layer"] = layer_from_settings(conf)
+    kwargs["limits"] = Limits(user_key=user_key)
     kwargs.update(overrides)
     return RealtimeApp(routers, **kwargs)
 

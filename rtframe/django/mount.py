@@ -7,6 +7,7 @@ from typing import cast
 
 from ..app import RealtimeApp
 from ..types import ASGIApp
+from .logout import track
 from .origin import OriginCheck, origin_check_enabled
 
 
@@ -18,9 +19,11 @@ def mount(
     WebSocket handshakes go to `app`; HTTP requests go to `app`'s own routes (such as
     its AsyncAPI page) and then to Django; lifespan events are answered by `app`
     (starting its layer), since Django's ASGI handler does not speak lifespan. Unless
-    `settings.RTFRAME["CHECK_ORIGIN"]` is False, every handshake's Origin is checked
-    against `ALLOWED_HOSTS` (or `RTFRAME["ALLOWED_ORIGINS"]`) before any connect handler
-    runs. Calling it twice adds the check once.
+    `settings.RTFRAME["CHECK_ORIGIN"]` is False, every handshake's Origin is checked as
+    Django's CSRF check does (or against `RTFRAME["ALLOWED_ORIGINS"]`) before any connect handler
+    runs. A logout (or a password change) handled by this process closes the user's
+    sockets in every process (`rtframe.django.end_sessions`). Calling it twice adds the
+    check once.
 
     Args:
         app: the realtime app, usually made with `rtframe.django.create_app`.
@@ -40,6 +43,7 @@ def mount(
         check = OriginCheck()
         check.allows("http://settings.check")  # read ALLOWED_ORIGINS now: bad values fail here
         app.add_handshake_check(check)
+    track(app)  # a logout in this process reaches the app's sockets, in every process
     return app.mount_beside(cast(ASGIApp, django_app))
 
 

@@ -4,54 +4,80 @@ Browsers send cookies with a WebSocket handshake whatever page opened it, and th
 same-origin policy does not apply to WebSockets. Without this check, a page on another
 site could open a socket to this one and act as the visitor's logged-in user. Browsers
 always send `Origin` on a WebSocket handshake and pages cannot forge it, so comparing
-it with this site's hosts closes that hole.
+it with this site's origins closes that hole.
+
+The comparison is the one Django's CSRF middleware makes for a POST with an `Origin`
+header (`CsrfViewMiddleware._origin_verified`): scheme, host and port, never the host
+alone. Allowed are the handshake's own origin (`https://` for a secure handshake, as
+`request.is_secure()` decides with `SECURE_PROXY_SSL_HEADER`, then the `Host` validated
+against `ALLOWED_HOSTS` as `request.get_host()` does), the exact origins of
+`CSRF_TRUSTED_ORIGINS`, and its subdomain patterns (`https://*.example.com`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http.request import split_domain_port, validate_host
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest
+from django.utils.http import is_same_domain
 
 from ..connection import Connection
 from ..exceptions import Reject
+from ..origins import CLOSE_FORBIDDEN_ORIGIN, AllowedOrigins, normalise_origin
 from .conf import rtframe_settings
 
 logger = logging.getLogger("rtframe.django")
 
-#: Close code of a refused Origin: 1008 (policy violation). Before the handshake is
-#: accepted the server answers HTTP 403 instead.
-CLOSE_FORBIDDEN_ORIGIN = 1008
-
 #: Set in the connection scope once a handshake's Origin passed the check.
 ORIGIN_CHECKED = "rtframe.origin_checked"
 
-# What Django's request.get_host() accepts when DEBUG is on and ALLOWED_HOSTS is empty.
-_DEBUG_HOSTS = (".localhost", "127.0.0.1", "[::1]")
+
+class _HandshakeRequest(HttpRequest):
+    """The handshake as Django sees an HTTP request: enough for `get_host` and `scheme`."""
+
+    def __init__(self, scope: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._secure = scope.get("scheme") in ("wss", "https")
+        meta: dict[str, Any] = {}
+        server = scope.get("server")
+        if server:
+            meta["SERVER_NAME"], meta["SERVER_PORT"] = server[0], str(server[1])
+        for raw_name, raw_value in scope.get("headers") or ():
+            name = "HTTP_" + raw_name.decode("latin-1").upper().replace("-", "_")
+            value = raw_value.decode("latin-1")
+            meta[name] = f"{meta[name]},{value}" if name in meta else value
+        self.META = meta
+
+    def _get_scheme(self) -> str:
+        return "https" if self._secure else "http"
 
 
 class OriginCheck:
     """Refuse handshakes whose `Origin` header is missing or names another site.
 
     Args:
-        allowed_origins: exact origins such as `"https://example.com:8443"`, or `"*"` for
-            any origin (the header must still be present). When None, the origin's host
-            must match `settings.ALLOWED_HOSTS`, exactly as Django validates the `Host`
-            of an HTTP request; `settings.RTFRAME["ALLOWED_ORIGINS"]` is used if set.
+        allowed_origins: the origins allowed instead of Django's rules: exact ones such
+            as `"https://example.com:8443"`, subdomain patterns (`"https://*.example.com"`)
+            or `"*"` for any origin (the header must still be present). When None,
+            `settings.RTFRAME["ALLOWED_ORIGINS"]` if set, else Django's CSRF rules: the
+            handshake's own origin (its `Host` valid for `ALLOWED_HOSTS`) and
+            `CSRF_TRUSTED_ORIGINS`, each compared by scheme, host and port.
     """
 
     __slots__ = ("_origins",)
 
     def __init__(self, allowed_origins: Sequence[str] | None = None) -> None:
         self._origins = (
-            None if allowed_origins is None else _normalise(allowed_origins, "allowed_origins")
+            None if allowed_origins is None else _explicit(allowed_origins, "allowed_origins")
         )
 
     def __repr__(self) -> str:
-        shown = "ALLOWED_HOSTS" if self._origins is None else sorted(self._origins)
+        shown = "CSRF rules" if self._origins is None else repr(self._origins)
         return f"OriginCheck({shown})"
 
     async def __call__(self, conn: Connection) -> None:
@@ -65,41 +91,57 @@ class OriginCheck:
                 _peer(conn),
             )
             raise Reject(CLOSE_FORBIDDEN_ORIGIN, "missing Origin header")
-        if not self.allows(origin):
+        refusal = self.refusal(origin, conn.scope)
+        if refusal is not None:
             logger.warning(
-                "refused WebSocket %s from %s: Origin %r is not allowed (%s)",
+                "refused WebSocket %s from %s: Origin %r is not allowed: %s",
                 conn.path,
                 _peer(conn),
                 origin,
-                "settings.RTFRAME['ALLOWED_ORIGINS']"
-                if self._allowed_origins() is not None
-                else "host not in settings.ALLOWED_HOSTS",
+                refusal,
             )
             raise Reject(CLOSE_FORBIDDEN_ORIGIN, "Origin not allowed")
         conn.scope[ORIGIN_CHECKED] = True
 
-    def allows(self, origin: str) -> bool:
-        """Whether a handshake with this `Origin` header may proceed."""
-        origin = origin.strip().lower().rstrip("/")
-        explicit = self._allowed_origins()
-        if explicit is not None:
-            return "*" in explicit or origin in explicit
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            return False  # "null" (sandboxed frames, file://) and other oddities
-        domain, _port = split_domain_port(parts.netloc)
-        allowed = list(settings.ALLOWED_HOSTS)
-        if settings.DEBUG and not allowed:
-            allowed = list(_DEBUG_HOSTS)
-        return bool(domain) and validate_host(domain, allowed)
+    def allows(self, origin: str, scope: Mapping[str, Any] | None = None) -> bool:
+        """Whether a handshake with this `Origin` may proceed; `scope` gives its own origin."""
+        return self.refusal(origin, scope) is None
 
-    def _allowed_origins(self) -> frozenset[str] | None:
-        if self._origins is not None:
-            return self._origins
-        configured = rtframe_settings().get("ALLOWED_ORIGINS")
-        if configured is None:
+    def refusal(self, origin: str, scope: Mapping[str, Any] | None = None) -> str | None:
+        """Why a handshake with this `Origin` is refused, or None when it may proceed."""
+        explicit = self._origins
+        where = "allowed_origins"
+        if explicit is None:
+            configured = rtframe_settings().get("ALLOWED_ORIGINS")
+            if configured is not None:
+                explicit = _explicit(configured, 'settings.RTFRAME["ALLOWED_ORIGINS"]')
+                where = 'settings.RTFRAME["ALLOWED_ORIGINS"]'
+        if explicit is not None:
+            return None if explicit.allows(origin) else f"it is not in {where}"
+        origin = normalise_origin(origin)
+        own, host_problem = None, ""
+        if scope is not None:
+            request = _HandshakeRequest(scope)
+            try:
+                own = normalise_origin(f"{request.scheme}://{request.get_host()}")
+            except DisallowedHost as exc:
+                host_problem = f" ({exc})"
+            if origin == own:
+                return None
+        trusted = settings.CSRF_TRUSTED_ORIGINS
+        if origin in {normalise_origin(o) for o in trusted if "*" not in o}:
             return None
-        return _normalise(configured, 'settings.RTFRAME["ALLOWED_ORIGINS"]')
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            return "it is not a URL"
+        for pattern in (urlsplit(o) for o in trusted if "*" in o):
+            if parts.scheme == pattern.scheme.lower() and is_same_domain(
+                parts.netloc, pattern.netloc.lstrip("*")
+            ):
+                return None
+        mine = f"this site's origin is {own!r}" if own else f"the Host is not allowed{host_problem}"
+        return f"{mine} (scheme, host and port must match) and it is not in CSRF_TRUSTED_ORIGINS"
 
 
 def origin_check_enabled() -> bool:
@@ -117,10 +159,10 @@ async def ensure_origin_checked(conn: Connection) -> None:
         await OriginCheck()(conn)
 
 
-def _normalise(origins: Sequence[str], where: str) -> frozenset[str]:
+def _explicit(origins: Sequence[str], where: str) -> AllowedOrigins:
     if isinstance(origins, str):
         raise TypeError(f"{where} must be a list of origins, not the string {origins!r}")
-    return frozenset(o.strip().lower().rstrip("/") for o in origins)
+    return AllowedOrigins(origins, same_origin=False, allow_missing=False)
 
 
 def _peer(conn: Connection) -> str:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,8 @@ class ChatServer:
     users: tuple[str, ...]
     room: str
     env: dict[str, str]
+    #: every process serving the project, `port` first (several share one Redis and database)
+    ports: tuple[int, ...] = ()
 
     @property
     def url(self) -> str:
@@ -110,8 +112,9 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def serve_example(redis_url: str | None, room: str) -> Iterator[ChatServer]:
-    """Migrate a temporary sqlite database, add two users and a room, start uvicorn."""
+def serve_example(redis_url: str | None, room: str, processes: int = 1) -> Iterator[ChatServer]:
+    """Migrate a temporary sqlite database, add two users and a room, start uvicorn
+    (`processes` of them, each on its own port, sharing the database)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
@@ -121,6 +124,8 @@ def serve_example(redis_url: str | None, room: str) -> Iterator[ChatServer]:
         env.pop("REDIS_URL", None)
         if redis_url:
             env["REDIS_URL"] = redis_url
+            # its own channels: other test runs may share this Redis (and users' ids)
+            env["RTFRAME_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"
         manage(env, "migrate", "--noinput")
         users = ("ada", "grace")
         setup = (
@@ -130,10 +135,16 @@ def serve_example(redis_url: str | None, room: str) -> Iterator[ChatServer]:
             f"Room.objects.create(slug={room!r}, title='Lobby')\n"
         )
         manage(env, "shell", "-c", setup)
-        with uvicorn_server(
-            "chatsite.asgi:application", env=env, args=("--app-dir", str(EXAMPLE))
-        ) as port:
-            yield ChatServer(port=port, users=users, room=room, env=env)
+        with ExitStack() as servers:
+            ports = tuple(
+                servers.enter_context(
+                    uvicorn_server(
+                        "chatsite.asgi:application", env=env, args=("--app-dir", str(EXAMPLE))
+                    )
+                )
+                for _ in range(processes)
+            )
+            yield ChatServer(port=ports[0], users=users, room=room, env=env, ports=ports)
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +160,14 @@ def chat_server_redis() -> Iterator[ChatServer]:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     # a room of its own: other tests may share this Redis and its channel names
     with serve_example(url, f"lobby-{uuid.uuid4().hex[:8]}") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chat_servers_redis() -> Iterator[ChatServer]:
+    """Two processes of the example sharing one database and one Redis (REDIS_URL)."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    with serve_example(url, f"lobby-{uuid.uuid4().hex[:8]}", processes=2) as server:
         yield server
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -63,3 +64,14 @@ async def test_two_users_see_each_others_messages(
             ("grace", "Hello Ada, Grace here"),
         ]
         assert await page.evaluate("window.stillTheSamePage") is True
+
+
+async def test_logging_out_in_another_tab_sends_the_room_to_the_login_page(
+    browser: Browser, chat_server: ChatServer
+) -> None:
+    room = await open_room_as(browser, chat_server, "ada")
+    other_tab = await room.context.new_page()
+    await other_tab.goto("/")
+    await other_tab.click("text=Log out")
+    # the room's socket is closed with 4001 at once; the page reloads into the login form
+    await expect(room).to_have_url(re.compile(r"/accounts/login/"), timeout=5000)

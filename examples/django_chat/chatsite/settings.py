@@ -1,7 +1,8 @@
 """Settings of the chat example: a plain Django project plus the `RTFRAME` dict.
 
 Environment variables: `DJANGO_CHAT_DB` (sqlite file, default db.sqlite3 here),
-`REDIS_URL` (use the Redis layer, for several server processes), `DJANGO_DEBUG=0`.
+`REDIS_URL` (use the Redis layer, for several server processes), `RTFRAME_PREFIX` (its
+channel prefix), `DJANGO_DEBUG=0`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # every process (commands too) closes the sockets of the sessions it ends
+    "rtframe.django",
     "chatsite.chat",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # a view that flushes a session closes its sockets (logout and login need no middleware)
+    "rtframe.django.SessionEndMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -79,7 +84,11 @@ LOGOUT_REDIRECT_URL = "login"
 # rtframe reads its settings here. Without REDIS_URL the in-memory layer serves one
 # process; with it, any number of uvicorn workers share groups through Redis.
 RTFRAME = {
-    "LAYER": {"URL": os.environ.get("REDIS_URL")},
+    # the prefix keeps two projects on one Redis apart (their groups, their logouts)
+    "LAYER": {
+        "URL": os.environ.get("REDIS_URL"),
+        "OPTIONS": {"prefix": os.environ.get("RTFRAME_PREFIX", "rtframe")},
+    },
     "MAX_MESSAGE_SIZE": 16 * 1024,
     "TITLE": "Django chat",
 }
