@@ -6,10 +6,10 @@
   the same `seq` (the publisher is not a member).
 - `/echo`: every `echo` frame comes back to its sender.
 
-`RTFRAME_SCALE_UNCHUNKED=1` sets `rtframe.members.FANOUT_CHUNK` to 10**9 so that every
+`RTFRAME_SCALE_UNCHUNKED=1` sets `rtframe.members.FANOUT_INLINE` to 10**9 so that every
 fan-out, however big, is served inline in one go without yielding to the loop: that is
 how to show the 5,000-member test fails without chunking (it is not set by the tests).
-`RTFRAME_SCALE_CHUNK=N` sets it to N instead, to measure other chunk sizes.
+`RTFRAME_SCALE_CHUNK=N` sets the chunk size to N instead, to measure other sizes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rtframe import Connection, Group, RealtimeApp, WebSocketRouter
 from rtframe.limits import NO_LIMITS
 
 if os.environ.get("RTFRAME_SCALE_UNCHUNKED"):  # to show the test fails without chunking
-    rtframe.members.FANOUT_CHUNK = 10**9
+    rtframe.members.FANOUT_INLINE = 10**9
 elif os.environ.get("RTFRAME_SCALE_CHUNK"):  # to measure another chunk size
     rtframe.members.FANOUT_CHUNK = int(os.environ["RTFRAME_SCALE_CHUNK"])
 

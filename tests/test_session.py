@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rtframe import Connection, Depends, RealtimeApp, Reject, WebSocketRouter
 from rtframe.hub import Hub
 from rtframe.layers.memory import InMemoryLayer
-from rtframe.members import FANOUT_CHUNK, Registry
+from rtframe.members import FANOUT_CHUNK, FANOUT_INLINE, Registry
 from rtframe.testing import HandshakeRejected, TestClient
 from rtframe.types import Message
 
@@ -166,7 +166,7 @@ class Recorder:
 
 async def test_a_big_group_is_served_in_chunks_in_publish_order() -> None:
     registry = Registry()
-    members = [Recorder(str(i)) for i in range(FANOUT_CHUNK * 2 + 5)]
+    members = [Recorder(str(i)) for i in range(FANOUT_INLINE + FANOUT_CHUNK + 5)]
     for m in members:
         registry.add("big", m)
     small = Recorder("small")
