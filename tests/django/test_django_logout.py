@@ -24,8 +24,9 @@ from django.test import override_settings
 from pydantic import BaseModel
 
 import rtframe.django as rd
-from rtframe import Connection, RealtimeApp, RedisLayer, WebSocketRouter
+from rtframe import Connection, LayerUnavailableError, RealtimeApp, RedisLayer, WebSocketRouter
 from rtframe.django.logout import CONTROL_GROUP
+from rtframe.layers.memory import InMemoryLayer
 from rtframe.testing import TestClient
 from rtframe.types import Message
 
@@ -364,3 +365,28 @@ async def test_over_redis_and_from_a_process_running_no_app(
             assert await sync_to_async(rd.end_sessions)(user=ada) == 1
     finally:
         layer.sync_publisher().close()
+
+
+class DownLayer(InMemoryLayer):
+    """A cross-process layer whose backend is unreachable."""
+
+    async def subscribe(self, channel: str) -> None:
+        raise LayerUnavailableError("the backend is down")
+
+    async def publish(self, channel: str, data: str | bytes) -> None:
+        raise LayerUnavailableError("the backend is down")
+
+
+async def test_an_outage_neither_refuses_the_handshake_nor_spares_local_sockets(
+    make_user: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "rtframe.django")
+    ada, cookies = await login(make_user, "ada")
+    app = rd.mount(RealtimeApp([ws], layer=DownLayer()), django_app=None)
+    async with TestClient(app) as client:
+        async with client.websocket("/ws/me", headers=cookies) as conn:
+            assert (await conn.receive_json())["user"] == "ada"
+            assert "may not hear of its session's end in other processes" in caplog.text
+            await sync_to_async(auth.logout)(request_with_session(cookies, ada))
+            await conn.expect_close(4001, timeout=1)  # this process's sockets still close
+    assert "reached this process only" in caplog.text
