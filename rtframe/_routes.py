@@ -71,6 +71,9 @@ class CompiledRoute:
             heartbeat if spec.heartbeat is None else spec.heartbeat or None
         )
         self.timeouts = spec.timeouts or timeouts or Timeouts()
+        #: Frames received on this route's connections (heartbeats and frames over the
+        #: rate limit left out); read by `rtframe.metrics`.
+        self.received = 0
         for plan in (*((spec.connect,) if spec.connect else ()), *spec.disconnect):
             if _broadcast_of(plan) is not None:
                 raise ConfigurationError(

@@ -16,6 +16,7 @@ a broadcast the layer could not carry at WARNING (the sender gets `layer_unavail
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -46,7 +47,8 @@ from .exceptions import (
 )
 from .hub import Hub
 from .limits import TokenBucket
-from .messages import describe_validation_error, error_frame
+from .messages import SERVER_ERRORS, describe_validation_error, error_frame
+from .stats import AppStats, count
 from .timing import CONTROL_MAX_LENGTH, PING, PING_FRAMES, PONG, PONG_FRAMES
 
 __all__ = ["HandshakeCheck", "Session", "SessionHost", "Sessions"]
@@ -55,20 +57,6 @@ logger = logging.getLogger("rtframe")
 
 HandshakeCheck = Callable[[Connection], Awaitable[None]]
 
-_INTERNAL_ERROR = error_frame("internal_error", "The server failed to handle the message")
-_RATE_LIMITED = error_frame("rate_limited", "Too many messages; this one was not handled")
-_LAYER_UNAVAILABLE = error_frame(
-    "layer_unavailable",
-    "The messaging backend is unreachable: only members on this server received the message",
-)
-_LAYER_BUSY = error_frame(
-    "layer_busy",
-    "The messaging backend is overloaded: only members on this server received the message",
-)
-_LAYER_ERROR = error_frame(
-    "layer_error",
-    "The messaging backend refused the message: only members on this server received it",
-)
 _now = time.monotonic
 
 _NO_TEXT = error_frame("unsupported_frame", "This endpoint accepts no text messages")
@@ -109,7 +97,7 @@ class Sessions:
 class SessionHost:
     """What every session of one app shares: built once per app, one slot per session."""
 
-    __slots__ = ("admission", "checks", "hub", "sessions")
+    __slots__ = ("admission", "checks", "hub", "sessions", "stats")
 
     def __init__(
         self,
@@ -118,8 +106,10 @@ class SessionHost:
         checks: Sequence[HandshakeCheck] = (),
         sessions: Sessions | None = None,
         admission: Admission | None = None,
+        stats: AppStats | None = None,
     ) -> None:
         self.hub = hub
+        self.stats = stats if stats is not None else AppStats()
         self.checks = checks
         self.sessions = sessions
         self.admission = admission
@@ -187,9 +177,12 @@ class Session(ConnectionScope):
         if host.sessions is not None:
             host.sessions.add(self)
         try:
-            if not await self._connect():
+            refusal = await self._connect()
+            if refusal is not None:
+                count(host.stats.refused, refusal)
                 return
             self.accepted = True
+            host.stats.accepted += 1
             host.hub.registry.attach(self.conn)
             self.last_in = now = _now()
             heartbeat = self.route.heartbeat
@@ -215,9 +208,11 @@ class Session(ConnectionScope):
 
     # -- handshake ---------------------------------------------------------------------
 
-    async def _connect(self) -> bool:
+    async def _connect(self) -> str | None:
+        """Run the handshake; None once accepted, else why it was refused (`AppStats`)."""
         conn, route = self.conn, self.route
         limit = route.timeouts.handshake
+        refusal = "rejected"  # what a Reject means
         try:
             async with asyncio.timeout(limit):
                 for check in self.host.checks:
@@ -229,6 +224,7 @@ class Session(ConnectionScope):
                     await self._call(plan, None)
                 admission = self.host.admission
                 if admission is not None:  # per-user limit: raises Reject
+                    refusal = "per_user"
                     self.user_key = admission.admit_user(conn)
                 if conn.state_ is ConnectionState.CONNECTING:
                     await conn.accept()
@@ -241,7 +237,7 @@ class Session(ConnectionScope):
                 CLOSE_HANDSHAKE_TIMEOUT,
             )
             await conn.close(CLOSE_HANDSHAKE_TIMEOUT, "handshake timeout")
-            return False
+            return "handshake_timeout"
         except Reject as exc:
             logger.warning(
                 "refused the WebSocket handshake for %s: %s (close code %d)",
@@ -250,7 +246,7 @@ class Session(ConnectionScope):
                 exc.code,
             )
             await conn.close(exc.code, exc.reason)
-            return False
+            return refusal
         except Exception:
             logger.exception(
                 "refused the WebSocket handshake for %s: the connect handler or a dependency "
@@ -259,7 +255,7 @@ class Session(ConnectionScope):
                 route.path.template,
             )
             await conn.close(CLOSE_INTERNAL_ERROR, "internal error")
-            return False
+            return "error"
         if conn.state_ is not ConnectionState.OPEN:
             logger.warning(
                 "refused the WebSocket handshake for %s: the connect handler closed it "
@@ -267,8 +263,8 @@ class Session(ConnectionScope):
                 conn.path,
                 conn.close_code,
             )
-            return False
-        return True
+            return "closed"
+        return None
 
     async def _call(self, plan: CallPlan, message: Any) -> Any:
         scope = MessageScope() if plan.has_message_deps else None
@@ -303,6 +299,7 @@ class Session(ConnectionScope):
                 if text is not None and len(text) <= CONTROL_MAX_LENGTH and self._control(text):
                     continue
                 self.last_in = _now()
+                route.received += 1
                 if text is not None:
                     # a str has at most 4 UTF-8 bytes per character: encode only near the limit
                     if len(text) * 4 > limit and len(text.encode()) > limit:
@@ -345,7 +342,7 @@ class Session(ConnectionScope):
             return True
         if bucket.refused == 1:  # once per connection: a flood must not flood the log too
             logger.warning("%r is over its rate limit: refusing frames (rate_limited)", self.conn)
-        self.conn.deliver(_RATE_LIMITED)
+        self._error("rate_limited")
         return False
 
     async def _too_big(self, limit: int) -> None:
@@ -356,19 +353,20 @@ class Session(ConnectionScope):
         route = self.route
         adapter = route.adapter
         if adapter is None:
-            self.conn.deliver(_NO_TEXT)
+            self._error("unsupported_frame", _NO_TEXT)
             return
         try:
             message = adapter.validate_json(text)
         except ValidationError as exc:
-            self.conn.deliver(describe_validation_error(exc))
+            frame = describe_validation_error(exc)
+            self._error(json.loads(frame)["code"], frame)
             return
         handler = route.single or route.handlers[type(message)]
         await self._run(handler, message)
 
     async def _on_bytes(self, data: bytes) -> None:
         if self.route.binary is None:
-            self.conn.deliver(_NO_BINARY)
+            self._error("unsupported_frame", _NO_BINARY)
             return
         await self._run(self.route.binary, data)
 
@@ -390,22 +388,22 @@ class Session(ConnectionScope):
             elif conn.state_ is _OPEN:
                 conn.deliver(data)
         except MessageError as exc:
-            conn.deliver(error_frame(exc.code, exc.detail, exc.errors))
+            self._error(exc.code, error_frame(exc.code, exc.detail, exc.errors))
         except Reject as exc:
             await conn.close(exc.code, exc.reason)
         except LayerUnavailableError as exc:
             # not a bug in the handler: the backend (Redis) is down, local members got it
             logger.warning("handler %s on %r: %s", plan.name, conn, exc)
-            conn.deliver(_LAYER_UNAVAILABLE)
+            self._error("layer_unavailable")
         except LayerBusyError as exc:  # reachable but saturated: not an outage
             logger.warning("handler %s on %r: %s", plan.name, conn, exc)
-            conn.deliver(_LAYER_BUSY)
+            self._error("layer_busy")
         except LayerError as exc:
             logger.warning("handler %s on %r: %s", plan.name, conn, exc)
-            conn.deliver(_LAYER_ERROR)
+            self._error("layer_error")
         except Exception:
             logger.exception("handler %s failed on %r", plan.name, conn)
-            conn.deliver(_INTERNAL_ERROR)
+            self._error("internal_error")
         finally:
             self.busy_since = 0.0
             self._told = False
@@ -429,12 +427,13 @@ class Session(ConnectionScope):
                 self._told = True
                 name = self._handler_name()
                 logger.warning("%r: handler %s still running after %ss", self.conn, name, limit)
-                self.conn.deliver(
+                self._error(
+                    "handler_timeout",
                     error_frame(
                         "handler_timeout",
                         f"Your message has been handled for more than {limit:g} s; it is "
                         "still running, and its answer (if any) will follow",
-                    )
+                    ),
                 )
             # while a handler runs nothing is read: the peer's silence is not its fault
             return None
@@ -454,6 +453,11 @@ class Session(ConnectionScope):
             return CLOSE_IDLE_TIMEOUT, "idle timeout"
         return None
 
+    def _error(self, code: str, frame: str | None = None) -> None:
+        """Send the error frame `frame` (by default the server's own for `code`); count it."""
+        count(self.host.stats.errors, code)
+        self.conn.deliver(frame or SERVER_ERRORS[code])
+
     def _handler_name(self) -> str:
         names = {h.plan.name for h in self.route.handlers.values()}
         if self.route.binary is not None:
@@ -464,6 +468,7 @@ class Session(ConnectionScope):
         """End a connection whose peer is gone or idle, even if its socket is stalled."""
         logger.warning("closing %r: %s (close code %d)", self.conn, reason, code)
         self._kicked = True
+        count(self.host.stats.timeouts, "heartbeat" if code == CLOSE_HEARTBEAT_TIMEOUT else "idle")
         await self.conn.abort(code, reason)
         if self.serving and self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()  # wake the receive loop wherever it waits; teardown follows
@@ -474,7 +479,9 @@ class Session(ConnectionScope):
         conn = self.conn
         await conn.wait_flushed()
         conn.mark_disconnected(conn.close_code)
+        self.host.stats.dropped += conn.dropped
         if self.accepted:
+            count(self.host.stats.closes, conn.close_code or 1005)
             for plan in self.route.disconnect:
                 try:
                     await self._call(plan, None)

@@ -30,6 +30,7 @@ from .limits import DEFAULT_RATE_LIMIT, Limits, LimitStats, RateLimit
 from .messages import encode
 from .origins import AllowedOrigins
 from .routing import WebSocketRouter
+from .stats import AppStats, count
 from .timing import DEFAULT_HEARTBEAT, DEFAULT_TIMEOUTS, Heartbeat, Timeouts
 from .types import ASGIApp, Receive, Scope, Send
 
@@ -93,6 +94,8 @@ class RealtimeApp:
         self.limits = limits if limits is not None else Limits()
         #: How often each limit refused something (`LimitStats`; exported as metrics).
         self.limit_stats = LimitStats()
+        #: Handshakes, closes, error frames and timeouts counted (`AppStats`; metrics).
+        self.stats = AppStats()
         self.hub = Hub(
             self.layer,
             title,
@@ -126,6 +129,7 @@ class RealtimeApp:
             checks=self.handshake_checks,
             sessions=self.sessions,
             admission=self._admission,
+            stats=self.stats,
         )
         if allowed_origins is not None:
             self.add_handshake_check(AllowedOrigins(allowed_origins))
@@ -385,10 +389,12 @@ class RealtimeApp:
         if first["type"] != "websocket.connect":
             return None
         if self._drainer.active:
+            count(self.stats.refused, "draining")
             await self._drainer.refuse(scope, send)
             return None
         found = self._table.match(scope["path"])
         if found is None:
+            count(self.stats.refused, "no_route")
             logger.warning(
                 "refused the WebSocket handshake for %s: no route matches it", scope["path"]
             )

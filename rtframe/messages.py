@@ -74,6 +74,25 @@ def error_frame(code: str, detail: str, errors: Sequence[Any] = ()) -> str:
     ).decode()
 
 
+#: The error frames the server sends as they are, by code.
+SERVER_ERRORS = {
+    "internal_error": error_frame("internal_error", "The server failed to handle the message"),
+    "rate_limited": error_frame("rate_limited", "Too many messages; this one was not handled"),
+    "layer_unavailable": error_frame(
+        "layer_unavailable",
+        "The messaging backend is unreachable: only members on this server received the message",
+    ),
+    "layer_busy": error_frame(
+        "layer_busy",
+        "The messaging backend is overloaded: only members on this server received the message",
+    ),
+    "layer_error": error_frame(
+        "layer_error",
+        "The messaging backend refused the message: only members on this server received it",
+    ),
+}
+
+
 def message_adapter(models: Sequence[type[BaseModel]], where: str) -> TypeAdapter[Any]:
     """One adapter for every model a route accepts: a discriminated union when several."""
     if len(models) == 1:
@@ -157,6 +176,7 @@ def build_encoder(annotation: Any) -> Callable[[Any], str | bytes]:
 
 
 __all__ = [
+    "SERVER_ERRORS",
     "DroppedNotice",
     "ErrorCode",
     "ErrorDetail",

@@ -192,6 +192,14 @@ app = RealtimeApp(
     allowed_origins=os.environ.get("CHAT_ALLOWED_ORIGINS", "").split(),
 )
 
+# Prometheus metrics at /metrics (rtframe.metrics), with the `metrics` extra installed.
+try:
+    from rtframe.metrics import serve_metrics
+except ModuleNotFoundError:  # pragma: no cover - installed with rtframe[metrics] or [dev]
+    logging.getLogger("chat").info("no /metrics: pip install 'rtframe[metrics]'")
+else:
+    serve_metrics(app)
+
 PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 
 

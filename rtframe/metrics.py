@@ -1,0 +1,131 @@
+"""Prometheus metrics of an app: `serve_metrics(app)` serves them at `/metrics`.
+
+    from rtframe.metrics import serve_metrics
+
+    app = RealtimeApp([router])
+    serve_metrics(app)  # GET /metrics: the Prometheus text format
+
+Needs the `metrics` extra (`pip install 'rtframe[metrics]'`, which installs
+`prometheus_client`). Nothing here runs while messages flow: the app counts in plain
+integers it keeps anyway (`app.stats`, `app.limit_stats`, a counter per route, the
+dropped frames of each connection, the Redis layer's `stats`) and a collector reads them
+when Prometheus scrapes. The metrics go to a registry of the app's own, not
+`prometheus_client`'s global one; pass `registry=` to add them to another.
+
+Counters, all `rtframe_`-prefixed: `connections_accepted_total`,
+`handshakes_refused_total{reason}`, `messages_received_total{route}`,
+`error_frames_total{code}`, `closes_total{code}`, `outbox_dropped_total`,
+`limit_refusals_total{limit}` (`limit="messages"`: frames over the rate limit),
+`timeouts_total{kind}` (heartbeat, idle) and, with a Redis layer,
+`layer_published_total`, `layer_received_total`, `layer_outages_total`,
+`layer_busy_total`, `layer_batches_total`, `layer_malformed_total`,
+`layer_unknown_target_total`. Gauges: `connections`, `groups`, `draining`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+try:
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ModuleNotFoundError(
+        "rtframe.metrics needs the prometheus_client package: pip install 'rtframe[metrics]'",
+        name="prometheus_client",
+    ) from exc
+
+from .app import RealtimeApp
+from .http import Request, Response
+
+__all__ = ["AppCollector", "serve_metrics"]
+
+#: Handshakes refused by a limit of `Limits`, as `LimitStats` counts them.
+_HANDSHAKE_LIMITS = ("connections", "per_address", "handshakes")
+#: The Redis layer's counters (`RedisStats`) exported as `rtframe_layer_<name>_total`.
+_LAYER_COUNTERS = (
+    ("published", "Messages the layer published"),
+    ("received", "Messages the layer received from other processes"),
+    ("outages", "Times the layer's backend became unreachable"),
+    ("busy", "Publishes refused because the backend was saturated"),
+    ("batches", "Round trips that carried the published messages"),
+    ("malformed", "Received payloads dropped because they did not parse"),
+    ("unknown_target", "Direct messages for a member no longer in this process"),
+)
+
+
+def _labelled(name: str, doc: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for key, value in sorted(counts.items()):
+        family.add_metric([key], value)
+    return family
+
+
+class AppCollector(Collector):
+    """Reads one app's counters each time the registry is collected (scraped)."""
+
+    def __init__(self, app: RealtimeApp) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        app = self.app
+        stats, limits = app.stats, app.limit_stats
+        sessions = tuple(app.sessions)
+        yield GaugeMetricFamily("rtframe_connections", "Open connections", len(sessions))
+        yield GaugeMetricFamily(
+            "rtframe_groups", "Groups with a member here", len(app.hub.registry.groups())
+        )
+        yield GaugeMetricFamily(
+            "rtframe_draining", "1 while the app drains (refuses handshakes)", int(app.draining)
+        )
+        yield CounterMetricFamily(
+            "rtframe_connections_accepted", "Handshakes accepted", stats.accepted
+        )
+        refused = dict(stats.refused)
+        for name in _HANDSHAKE_LIMITS:
+            refused[name] = getattr(limits, name)
+        yield _labelled("rtframe_handshakes_refused", "Handshakes refused", "reason", refused)
+        received: dict[str, int] = {}
+        for route in app.routes:
+            received[route.path.template] = route.received
+        yield _labelled(
+            "rtframe_messages_received", "Frames received (not heartbeats)", "route", received
+        )
+        yield _labelled("rtframe_error_frames", "Error frames sent", "code", stats.errors)
+        closes = {str(code): n for code, n in stats.closes.items()}
+        yield _labelled("rtframe_closes", "Accepted connections closed", "code", closes)
+        dropped = stats.dropped + sum(session.conn.dropped for session in sessions)
+        yield CounterMetricFamily(
+            "rtframe_outbox_dropped", "Frames dropped from slow clients' outboxes", dropped
+        )
+        yield _labelled(
+            "rtframe_limit_refusals", "Refusals by each limit", "limit", limits.as_dict()
+        )
+        timeouts = {"heartbeat": 0, "idle": 0, **stats.timeouts}
+        yield _labelled("rtframe_timeouts", "Connections closed by a timeout", "kind", timeouts)
+        layer_stats = getattr(app.layer, "stats", None)
+        if layer_stats is not None:
+            for name, doc in _LAYER_COUNTERS:
+                value = getattr(layer_stats, name, None)
+                if isinstance(value, int):
+                    yield CounterMetricFamily(f"rtframe_layer_{name}", doc, value)
+
+
+def serve_metrics(
+    app: RealtimeApp, path: str = "/metrics", *, registry: CollectorRegistry | None = None
+) -> CollectorRegistry:
+    """Serve `app`'s metrics at GET `path` (Prometheus text format); returns the registry.
+
+    Without `registry` the metrics go to a new registry of their own; anything else
+    registered there is served too.
+    """
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=True)
+    registry.register(AppCollector(app))
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_http_route(path, metrics)
+    return registry
