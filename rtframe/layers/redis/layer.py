@@ -30,7 +30,6 @@ import uuid
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import AuthenticationError, RedisError
 
 from ...exceptions import ConfigurationError, LayerError, LayerUnavailableError
@@ -87,10 +86,6 @@ class RedisLayer(Layer):
         busy_timeout: float = 5.0,
     ) -> None:
         super().__init__()
-        if (url is None) == (client is None):
-            raise ConfigurationError(
-                "RedisLayer needs either a url or a client, not both or neither"
-            )
         if (
             ping_interval <= 0
             or subscribe_timeout <= 0
@@ -104,18 +99,16 @@ class RedisLayer(Layer):
             )
         self.prefix = wire.check_prefix(prefix)
         self.url = url
-        self._owns_client = client is None
-        if client is None:
-            assert url is not None
-            client = wire.client_from_url(
-                url,
-                cluster=cluster,
-                single=Redis.from_url,
-                clustered=RedisCluster.from_url,
-                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-            )
-        self.client: Redis | RedisCluster = client
-        self.cluster = isinstance(client, RedisCluster)
+        self.client: Redis | RedisCluster
+        self.client, self._owns_client = wire.resolve_client(
+            url,
+            client,
+            who="RedisLayer",
+            cluster=cluster,
+            classes=(Redis, RedisCluster),
+            retry=Retry,
+        )
+        self.cluster = isinstance(self.client, RedisCluster)
         self.node_id = wire.new_node_id()
         self.stats = RedisStats()
         self._sub_name = f"rtframe-sub:{self.prefix}:{self.node_id}"
@@ -131,7 +124,7 @@ class RedisLayer(Layer):
         self._placement: dict[bytes, Subscriber] = {}
         self._subscribing: dict[bytes, asyncio.Task[None]] = {}
         self._publishing = Publishers(
-            client,
+            self.client,
             client_name=f"rtframe-pub:{self.prefix}:{self.node_id}",
             max_pending=max_pending,
             busy_timeout=busy_timeout,

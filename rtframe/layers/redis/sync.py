@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from redis import Redis
-from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
-from ...exceptions import ConfigurationError, LayerError
+from ...exceptions import LayerError
 from ...messages import encode
 from . import wire
 from .errors import layer_error
@@ -52,23 +51,17 @@ class SyncPublisher:
         prefix: str = "rtframe",
         cluster: bool = False,
     ) -> None:
-        if (url is None) == (client is None):
-            raise ConfigurationError(
-                "SyncPublisher needs either a url or a client, not both or neither"
-            )
         self.prefix = wire.check_prefix(prefix)
-        self._owns_client = client is None
-        if client is None:
-            assert url is not None
-            client = wire.client_from_url(
-                url,
-                cluster=cluster,
-                single=Redis.from_url,
-                clustered=RedisCluster.from_url,
-                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-            )
-        self.client: Redis | RedisCluster = client
-        self.cluster = isinstance(client, RedisCluster)
+        self.client: Redis | RedisCluster
+        self.client, self._owns_client = wire.resolve_client(
+            url,
+            client,
+            who="SyncPublisher",
+            cluster=cluster,
+            classes=(Redis, RedisCluster),
+            retry=Retry,
+        )
+        self.cluster = isinstance(self.client, RedisCluster)
         self._origin = wire.new_node_id().encode()
 
     def broadcast(self, group: NamedGroup | str, message: Any, **params: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 from ...exceptions import ConfigurationError
 
@@ -31,7 +31,6 @@ __all__ = [
     "MalformedPayload",
     "address",
     "check_prefix",
-    "client_from_url",
     "connection_factory",
     "group_channel",
     "new_node_id",
@@ -39,12 +38,12 @@ __all__ = [
     "pack_direct",
     "pack_group",
     "process_channel",
+    "resolve_client",
     "unpack_direct",
     "unpack_group",
 ]
 
-S = TypeVar("S")
-K = TypeVar("K")
+C = TypeVar("C")
 
 TEXT = b"T"
 BINARY = b"B"
@@ -136,24 +135,38 @@ def unpack_direct(payload: bytes) -> tuple[str, str | bytes]:
     return target, _frame(payload[:1], payload, end + 1)
 
 
-def client_from_url(
-    url: str,
+def resolve_client(
+    url: str | None,
+    client: C | None,
     *,
+    who: str,
     cluster: bool,
-    single: Callable[..., S],
-    clustered: Callable[..., K],
+    classes: tuple[Any, Any],
     retry: Any,
-) -> S | K:
-    """A redis-py client (async or sync, as the factories given) for the layer's URL.
+) -> tuple[C, bool]:
+    """The client given, or one built for `url`; and whether the caller owns it.
 
-    `single` and `clustered` are the `from_url` of the client classes to use; `retry`
-    their `Retry`. One quick retry covers a pooled connection that died with a restarted
-    Redis; more would only delay the LayerUnavailableError a caller should see.
+    `classes` are the single-node and cluster client classes to build with (async for
+    the layer, sync for the sync publisher), `retry` their `Retry` class. One quick retry
+    covers a pooled connection that died with a restarted Redis; more would only delay
+    the LayerUnavailableError a caller should see.
+
+    Raises:
+        ConfigurationError: both or neither of `url` and `client`, or a bad URL.
     """
+    if client is not None:
+        if url is not None:
+            raise ConfigurationError(f"{who} needs either a url or a client, not both")
+        return client, False
+    if url is None:
+        raise ConfigurationError(f"{who} needs either a url or a client, not neither")
+    single, clustered = classes
+    policy = retry(ExponentialBackoff(cap=0.05, base=0.01), 1)
     try:
-        return clustered(url, retry=retry) if cluster else single(url, retry=retry)
+        built = (clustered if cluster else single).from_url(url, retry=policy)
     except ValueError as exc:
         raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from None
+    return built, True
 
 
 #: Connection settings that belong to the pool that made them, not to a lone connection.
