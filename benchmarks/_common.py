@@ -32,6 +32,13 @@ APPS = {
     "rtframe": "benchmarks.apps.rt",
     "channels": "benchmarks.apps.chan",
 }
+#: More servers, run only when named in --apps: rtframe with its Prometheus metrics on.
+VARIANTS = {"rtframe-metrics": "benchmarks.apps.rt_metrics"}
+
+
+def app_module(app: str) -> str:
+    """The module in benchmarks.apps of a server in `APPS` or `VARIANTS`."""
+    return APPS[app] if app in APPS else VARIANTS[app]
 
 
 def raise_fd_limit(wanted: int = 20000) -> int:
@@ -69,7 +76,7 @@ def serve(app: str, attr: str, impl: str) -> Iterator[Server]:
     """Run `uvicorn benchmarks.apps.<app>:<attr>` (uvloop, httptools, `--ws impl`)."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "uvicorn", f"{APPS[app]}:{attr}",
+        sys.executable, "-m", "uvicorn", f"{app_module(app)}:{attr}",
         "--host", HOST, "--port", str(port),
         "--loop", "uvloop", "--http", "httptools", "--ws", impl,
         "--log-level", "warning", "--no-access-log",
@@ -146,7 +153,11 @@ def base_parser(doc: str | None, quick_help: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--apps", default=",".join(APPS), help="comma-separated: bare,rtframe,channels")
+    p.add_argument(
+        "--apps",
+        default=",".join(APPS),
+        help="comma-separated: bare,rtframe,channels (or rtframe-metrics)",
+    )
     p.add_argument("--ws", default=",".join(IMPLS), help="uvicorn --ws implementations")
     p.add_argument("--repeat", type=int, default=1, help="runs per case; the median is shown")
     p.add_argument("--quick", action="store_true", help=quick_help)

@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
 import uvloop
 
 from benchmarks._client import connect_many
-from benchmarks._common import APPS, HOST, ROOT, free_port, table
+from benchmarks._common import HOST, ROOT, app_module, free_port, table
 
 
 async def _fanout(port: int, members: int = 1000, publishes: int = 20) -> int:
@@ -111,7 +111,7 @@ def measure(app: str, case: str) -> float:
                "PYTHONWARNINGS": "ignore::DeprecationWarning"}  # fmt: skip
         cmd = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-            sys.executable, "-m", "uvicorn", f"{APPS[app]}:{attr}", "--host", HOST,
+            sys.executable, "-m", "uvicorn", f"{app_module(app)}:{attr}", "--host", HOST,
             "--port", str(port), "--loop", "uvloop", "--http", "httptools",
             "--ws", "websockets-sansio", "--log-level", "warning",
         ]  # fmt: skip

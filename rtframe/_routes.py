@@ -74,6 +74,8 @@ class CompiledRoute:
         #: Frames received on this route's connections (heartbeats and frames over the
         #: rate limit left out); read by `rtframe.metrics`.
         self.received = 0
+        #: Handler results sent back to the sender (not broadcasts); read by `rtframe.metrics`.
+        self.replies = 0
         for plan in (*((spec.connect,) if spec.connect else ()), *spec.disconnect):
             if _broadcast_of(plan) is not None:
                 raise ConfigurationError(
@@ -116,6 +118,13 @@ class CompiledRoute:
             for p in maybe.query_params if maybe is not None else ():
                 queries.setdefault(p.name, p)
         self.query_params = tuple(queries.values())
+
+    def handler_names(self) -> str:
+        """The receive handlers' names, for logs ("a or b")."""
+        names = {h.plan.name for h in self.handlers.values()}
+        if self.binary is not None:
+            names.add(self.binary.plan.name)
+        return " or ".join(sorted(names))
 
     def describe(self) -> RouteDescription:
         spec = self.spec

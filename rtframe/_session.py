@@ -37,6 +37,7 @@ from .connection import (
     CLOSE_POLICY_VIOLATION,
     Connection,
     ConnectionState,
+    _enter_connection,
 )
 from .exceptions import (
     LayerBusyError,
@@ -174,6 +175,7 @@ class Session(ConnectionScope):
         host = self.host
         host.hub.enter()  # code of this connection (and its tasks) targets this app
         self.task = asyncio.current_task()
+        _enter_connection(self.conn)  # for rtframe.tracing: once, not per message
         if host.sessions is not None:
             host.sessions.add(self)
         try:
@@ -387,6 +389,7 @@ class Session(ConnectionScope):
                 await self.host.hub.publish(handler.group.name_for(conn), data)
             elif conn.state_ is _OPEN:
                 conn.deliver(data)
+                self.route.replies += 1
         except MessageError as exc:
             self._error(exc.code, error_frame(exc.code, exc.detail, exc.errors))
         except Reject as exc:
@@ -425,7 +428,7 @@ class Session(ConnectionScope):
             limit = route.timeouts.handler
             if limit is not None and not self._told and now - busy >= limit:
                 self._told = True
-                name = self._handler_name()
+                name = route.handler_names()
                 logger.warning("%r: handler %s still running after %ss", self.conn, name, limit)
                 self._error(
                     "handler_timeout",
@@ -457,12 +460,6 @@ class Session(ConnectionScope):
         """Send the error frame `frame` (by default the server's own for `code`); count it."""
         count(self.host.stats.errors, code)
         self.conn.deliver(frame or SERVER_ERRORS[code])
-
-    def _handler_name(self) -> str:
-        names = {h.plan.name for h in self.route.handlers.values()}
-        if self.route.binary is not None:
-            names.add(self.route.binary.plan.name)
-        return " or ".join(sorted(names))
 
     async def kick(self, code: int, reason: str) -> None:
         """End a connection whose peer is gone or idle, even if its socket is stalled."""

@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._scope import scope_headers, scope_query
@@ -57,6 +58,20 @@ CLOSE_SLOW_CONSUMER = 4008
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_INTERNAL_ERROR = 1011
+
+#: The connection whose session runs in this task, once `rtframe.tracing` instruments an
+#: app (it names the connection of a handler's span): set once per connection, never per
+#: message, and not at all before, as a context of its own costs a connection ~120 bytes.
+_current_connection: ContextVar[Connection | None] = ContextVar(
+    "rtframe_current_connection", default=None
+)
+_track_current = False  # set by rtframe.tracing.instrument
+
+
+def _enter_connection(conn: Connection) -> None:
+    """Make `conn` the current connection of this task, when tracing reads it."""
+    if _track_current:
+        _current_connection.set(conn)
 
 
 class ConnectionState(enum.Enum):

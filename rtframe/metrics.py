@@ -14,12 +14,14 @@ when Prometheus scrapes. The metrics go to a registry of the app's own, not
 
 Counters, all `rtframe_`-prefixed: `connections_accepted_total`,
 `handshakes_refused_total{reason}`, `messages_received_total{route}`,
+`replies_sent_total{route}` (handler results sent back to the sender, not broadcasts),
 `error_frames_total{code}`, `closes_total{code}`, `outbox_dropped_total`,
 `limit_refusals_total{limit}` (`limit="messages"`: frames over the rate limit),
 `timeouts_total{kind}` (heartbeat, idle) and, with a Redis layer,
 `layer_published_total`, `layer_received_total`, `layer_outages_total`,
 `layer_busy_total`, `layer_batches_total`, `layer_malformed_total`,
-`layer_unknown_target_total`. Gauges: `connections`, `groups`, `draining`.
+`layer_unknown_target_total`, `layer_resubscribed_total`. Gauges: `connections`,
+`groups`, `draining`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ _LAYER_COUNTERS = (
     ("batches", "Round trips that carried the published messages"),
     ("malformed", "Received payloads dropped because they did not parse"),
     ("unknown_target", "Direct messages for a member no longer in this process"),
+    ("resubscribed", "Times a lost subscriber connection was made and subscribed again"),
 )
 
 
@@ -91,6 +94,10 @@ class AppCollector(Collector):
             received[route.path.template] = route.received
         yield _labelled(
             "rtframe_messages_received", "Frames received (not heartbeats)", "route", received
+        )
+        replies = {route.path.template: route.replies for route in app.routes}
+        yield _labelled(
+            "rtframe_replies_sent", "Handler results sent back to the sender", "route", replies
         )
         yield _labelled("rtframe_error_frames", "Error frames sent", "code", stats.errors)
         closes = {str(code): n for code, n in stats.closes.items()}

@@ -87,6 +87,7 @@ async def test_metrics_count_a_scripted_session() -> None:
     assert found["rtframe_handshakes_refused_total", (("reason", "no_route"),)] == 1
     assert found["rtframe_handshakes_refused_total", (("reason", "connections"),)] == 0
     assert found["rtframe_messages_received_total", (("route", "/room/{name}"),)] == 4
+    assert found["rtframe_replies_sent_total", (("route", "/room/{name}"),)] == 2
     assert found["rtframe_error_frames_total", (("code", "invalid_json"),)] == 1
     assert found["rtframe_error_frames_total", (("code", "validation_error"),)] == 1
     assert found["rtframe_closes_total", (("code", "1000"),)] == 1
@@ -118,6 +119,7 @@ async def test_rate_limited_frames_are_counted() -> None:
     assert found["rtframe_limit_refusals_total", (("limit", "messages"),)] == 2
     assert found["rtframe_error_frames_total", (("code", "rate_limited"),)] == 2
     assert found["rtframe_messages_received_total", (("route", "/limited"),)] == 1
+    assert found["rtframe_replies_sent_total", (("route", "/limited"),)] == 1
 
 
 async def test_a_heartbeat_timeout_is_counted() -> None:

@@ -84,6 +84,7 @@ async def test_delivery_resumes_after_redis_is_killed_and_restarted(prefix: str)
                     await app_a.broadcast("room.y", '{"n":"y"}')
                     assert await wy.receive_json() == {"n": "y"}
         assert a.stats.outages == 1 and b.stats.outages == 1
+        assert a.stats.resubscribed == 1 and b.stats.resubscribed == 1
         assert rtframe_tasks() == []
 
 
@@ -165,7 +166,7 @@ async def test_the_subscriber_survives_an_unexpected_exception(
         assert b.available
         await a.publish("room.x", "after")
         assert await got.wait_groups(2) == [("room.x", "before"), ("room.x", "after")]
-        assert b.stats.outages == 1 and sub.attempts == 2
+        assert b.stats.outages == 1 and sub.attempts == 2 and b.stats.resubscribed == 1
     finally:
         await a.stop()
         await b.stop()
@@ -225,6 +226,7 @@ async def test_a_receiver_that_raises_does_not_take_the_connection_down(
         assert await got.wait_groups(1) == [("room.x", "ok")]
         [sub] = b._subscribers.values()
         assert b.available and b.stats.outages == 0 and sub.attempts == 1
+        assert b.stats.resubscribed == 0
     finally:
         await a.stop()
         await b.stop()

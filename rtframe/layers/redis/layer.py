@@ -395,6 +395,8 @@ class RedisLayer(Layer):
     async def _on_state(
         self, sub: Subscriber, connected: bool, error: BaseException | None
     ) -> None:
+        if connected and sub.ups > 1:
+            self.stats.resubscribed += 1
         if self._health.update(self.available, sub.name, error) and self.cluster:
             self._rebalance_soon()  # a shard went away: its slots may have moved
 

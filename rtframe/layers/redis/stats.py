@@ -15,6 +15,7 @@ class RedisStats:
         "outages",
         "published",
         "received",
+        "resubscribed",
         "unknown_target",
     )
 
@@ -26,6 +27,8 @@ class RedisStats:
         self.malformed = 0  #: payloads dropped because they did not parse
         self.unknown_target = 0  #: direct messages for a member no longer here
         self.outages = 0  #: times the layer went from available to unavailable
+        #: times a subscriber connection was lost, made again and subscribed again
+        self.resubscribed = 0
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)

@@ -66,6 +66,7 @@ class Subscriber:
         self.channels: set[bytes] = set()
         self.connected = False
         self.attempts = 0
+        self.ups = 0  # times the connection came up, its channels subscribed
         self._connect = connect
         self._on_message = on_message
         self._on_state = on_state
@@ -178,6 +179,7 @@ class Subscriber:
 
     async def _up(self) -> None:
         self.connected = True
+        self.ups += 1
         self._first(None)
         await self._state(True, None)
 
