@@ -101,6 +101,7 @@ class RealtimeApp:
             title,
             max_groups=self.limits.groups_per_connection,
             limit_stats=self.limit_stats,
+            stats=self.stats,
         )
         self._admission = Admission(self.limits, self.limit_stats)
         #: The live WebSocket sessions: `len(app.sessions)`, iterate, `close_all()`.

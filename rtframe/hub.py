@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 import weakref
 from contextvars import ContextVar
 
@@ -25,6 +26,7 @@ from .exceptions import LimitExceededError, RtframeError
 from .layers.base import Layer, Position
 from .limits import LimitStats
 from .members import Member, Registry
+from .stats import AppStats
 
 __all__ = ["Hub", "current_hub", "target_hub"]
 
@@ -32,6 +34,7 @@ logger = logging.getLogger("rtframe")
 
 _current: ContextVar[Hub | None] = ContextVar("rtframe_current_hub", default=None)
 _alive: weakref.WeakSet[Hub] = weakref.WeakSet()
+_clock = time.perf_counter
 
 
 class Hub:
@@ -47,6 +50,7 @@ class Hub:
         "name",
         "registry",
         "running",
+        "stats",
     )
 
     def __init__(
@@ -56,8 +60,11 @@ class Hub:
         *,
         max_groups: int | None = None,
         limit_stats: LimitStats | None = None,
+        stats: AppStats | None = None,
     ) -> None:
         self.layer = layer
+        #: broadcast timings (`AppStats.publish`, `AppStats.fan_out`), read by metrics
+        self.stats = stats if stats is not None else AppStats()
         self.name = name
         #: Groups one member may be in (`Limits.groups_per_connection`); None: no bound.
         self.max_groups = max_groups
@@ -142,10 +149,15 @@ class Hub:
 
         Local members get it even when the layer raises (`LayerUnavailableError`).
         """
+        start = _clock()
         try:
             return await self.layer.publish(group, data)
         finally:
+            published = _clock()
             self.registry.fan_out(group, data)
+            stats = self.stats
+            stats.publish.observe(published - start)
+            stats.fan_out.observe(_clock() - published)
 
     async def send_to(self, member_id: str, data: str | bytes) -> None:
         """Send an encoded frame to one member, wherever it is connected."""

@@ -30,7 +30,12 @@ from collections.abc import Iterator
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ModuleNotFoundError(
@@ -109,6 +114,13 @@ class AppCollector(Collector):
         yield _labelled(
             "rtframe_limit_refusals", "Refusals by each limit", "limit", limits.as_dict()
         )
+        for name, doc, timings in (
+            ("rtframe_broadcast_publish_seconds", "Publish through the layer", stats.publish),
+            ("rtframe_broadcast_fan_out_seconds", "Local fan-out, inline part", stats.fan_out),
+        ):
+            yield HistogramMetricFamily(
+                name, doc, buckets=timings.cumulative(), sum_value=timings.total
+            )
         timeouts = {"heartbeat": 0, "idle": 0, **stats.timeouts}
         yield _labelled("rtframe_timeouts", "Connections closed by a timeout", "kind", timeouts)
         layer_stats = getattr(app.layer, "stats", None)

@@ -8,9 +8,35 @@ when it is scraped.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TypeVar
 
-__all__ = ["AppStats"]
+__all__ = ["AppStats", "Timings"]
+
+#: Upper bounds, in seconds, of the broadcast timing buckets (the last one is +Inf).
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class Timings:
+    """A histogram with fixed buckets: one bisect and two additions per observation."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)  # not cumulative; the last is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(upper bound, observations at or under it) per bucket, +Inf last."""
+        out, running = [], 0
+        for bound, n in zip((*map(str, BUCKETS), "+Inf"), self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
 
 
 class AppStats:
@@ -27,11 +53,25 @@ class AppStats:
         errors: error frames sent, by code.
         timeouts: connections the sweeper closed, by reason (`"heartbeat"`, `"idle"`).
         dropped: frames dropped from the outboxes of connections that have ended.
+        publish: how long each broadcast's publish through the layer took.
+        fan_out: how long each broadcast's local fan-out held the loop (a group served
+            by a background task, over `FANOUT_INLINE` members, only its hand-over).
     """
 
-    __slots__ = ("accepted", "closes", "dropped", "errors", "refused", "timeouts")
+    __slots__ = (
+        "accepted",
+        "closes",
+        "dropped",
+        "errors",
+        "fan_out",
+        "publish",
+        "refused",
+        "timeouts",
+    )
 
     def __init__(self) -> None:
+        self.publish = Timings()
+        self.fan_out = Timings()
         self.accepted = 0
         self.dropped = 0
         self.refused: dict[str, int] = {}

@@ -168,3 +168,33 @@ def test_without_the_extra_the_error_names_it() -> None:
     assert done.returncode != 0
     assert "ModuleNotFoundError" in done.stderr
     assert "pip install 'rtframe[metrics]'" in done.stderr
+
+
+async def test_broadcast_timings_are_histograms() -> None:
+    from rtframe import Group
+
+    room = Group("room.{name}")
+    ws = WebSocketRouter()
+
+    @ws.route("/room/{name}")
+    async def join(conn: Connection) -> None:
+        await room.add(conn)
+
+    @ws.on_receive("/room/{name}")
+    @room.broadcast
+    async def say(msg: Say) -> Say:
+        return msg
+
+    app = RealtimeApp([ws])
+    serve_metrics(app)
+    async with TestClient(app) as client, client.websocket("/room/a") as sock:
+        for _ in range(3):
+            await sock.send_json({"type": "say", "text": "x"})
+            await sock.receive_json()
+        found = samples((await client.get("/metrics")).text)
+    for name in ("rtframe_broadcast_publish_seconds", "rtframe_broadcast_fan_out_seconds"):
+        assert found[f"{name}_count", ()] == 3
+        assert found[f"{name}_bucket", (("le", "+Inf"),)] == 3
+        assert 0 <= found[f"{name}_sum", ()] < 1
+        buckets = [v for (n, labels), v in found.items() if n == f"{name}_bucket"]
+        assert len(buckets) == 12
