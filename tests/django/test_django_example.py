@@ -119,3 +119,13 @@ async def test_the_django_pages_render(lobby: Any, make_user: Callable[..., Any]
     page = await http.get("/rooms/lobby/")
     assert b"/ws/chat/" in page.content
     assert (await AsyncClient().get("/rooms/lobby/")).status_code == 302  # login first
+
+
+async def test_the_example_serves_metrics_beside_django(client: TestClient, lobby: Any) -> None:
+    with pytest.raises(HandshakeRejected):
+        async with client.websocket("/ws/chat/lobby"):  # anonymous: refused and counted
+            pass
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert "rtframe_handshakes_refused_total" in response.text
+    assert 'reason="rejected"' in response.text

@@ -79,3 +79,11 @@ async def say(msg: Say, room: str, user: VerifiedUser) -> Said:
 
 
 app = create_app([ws])  # layer and limits come from settings.RTFRAME
+
+# Prometheus metrics at /metrics, served beside Django (rtframe.metrics; the `metrics` extra).
+try:
+    from rtframe.metrics import serve_metrics
+except ModuleNotFoundError:  # pragma: no cover - installed with rtframe[metrics] or [dev]
+    pass
+else:
+    serve_metrics(app)
