@@ -33,10 +33,13 @@ def _broadcast_of(plan: CallPlan) -> Group | None:
 class Handler:
     """A receive handler ready to run: its plan, its encoder and where its result goes."""
 
-    __slots__ = ("encode", "group", "message_only", "plan")
+    __slots__ = ("broadcasts", "encode", "group", "handled", "message_only", "plan", "replies")
 
     def __init__(self, plan: CallPlan, group: Group | None) -> None:
         self.plan = plan
+        #: messages this handler was called with, and results sent back or broadcast
+        #: (plain counters for rtframe.metrics, by message type)
+        self.handled = self.replies = self.broadcasts = 0
         self.encode = build_encoder(plan.returns) if plan.returns is not None else None
         self.group = group
         #: The name of the message parameter when it is the handler's only one: the
@@ -74,8 +77,6 @@ class CompiledRoute:
         #: Frames received on this route's connections (heartbeats and frames over the
         #: rate limit left out); read by `rtframe.metrics`.
         self.received = 0
-        #: Handler results sent back to the sender (not broadcasts); read by `rtframe.metrics`.
-        self.replies = 0
         for plan in (*((spec.connect,) if spec.connect else ()), *spec.disconnect):
             if _broadcast_of(plan) is not None:
                 raise ConfigurationError(
@@ -125,6 +126,16 @@ class CompiledRoute:
         if self.binary is not None:
             names.add(self.binary.plan.name)
         return " or ".join(sorted(names))
+
+    @property
+    def replies(self) -> int:
+        """Handler results sent back to the sender on this route (not broadcasts)."""
+        return sum(h.replies for h in self.every_handler())
+
+    def every_handler(self) -> tuple[Handler, ...]:
+        """The receive handlers, text ones then the binary one."""
+        binary = (self.binary,) if self.binary is not None else ()
+        return (*self.handlers.values(), *binary)
 
     def describe(self) -> RouteDescription:
         spec = self.spec

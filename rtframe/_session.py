@@ -375,6 +375,7 @@ class Session(ConnectionScope):
     async def _run(self, handler: Handler, message: Any) -> None:
         plan, conn = handler.plan, self.conn
         self.busy_since = self.last_in
+        handler.handled += 1
         try:
             if handler.message_only is not None:
                 result = await plan.fn(**{handler.message_only: message})
@@ -386,10 +387,11 @@ class Session(ConnectionScope):
                 return
             data = handler.encode(result)
             if handler.group is not None:
+                handler.broadcasts += 1
                 await self.host.hub.publish(handler.group.name_for(conn), data)
             elif conn.state_ is _OPEN:
                 conn.deliver(data)
-                self.route.replies += 1
+                handler.replies += 1
         except MessageError as exc:
             self._error(exc.code, error_frame(exc.code, exc.detail, exc.errors))
         except Reject as exc:

@@ -15,6 +15,9 @@ when Prometheus scrapes. The metrics go to a registry of the app's own, not
 Counters, all `rtframe_`-prefixed: `connections_accepted_total`,
 `handshakes_refused_total{reason}`, `messages_received_total{route}`,
 `replies_sent_total{route}` (handler results sent back to the sender, not broadcasts),
+`messages_handled_total{route,type}` (messages a handler was called with, by message
+type), `messages_sent_total{route,type,to}` (handler results by type, `to` the sender
+or the group),
 `error_frames_total{code}`, `closes_total{code}`, `outbox_dropped_total`,
 `limit_refusals_total{limit}` (`limit="messages"`: frames over the rate limit),
 `timeouts_total{kind}` (heartbeat, idle) and, with a Redis layer,
@@ -104,6 +107,29 @@ class AppCollector(Collector):
         yield _labelled(
             "rtframe_replies_sent", "Handler results sent back to the sender", "route", replies
         )
+        handled = CounterMetricFamily(
+            "rtframe_messages_handled",
+            "Messages a handler was called with, by message type",
+            labels=["route", "type"],
+        )
+        sent = CounterMetricFamily(
+            "rtframe_messages_sent",
+            "Handler results sent, by type, to the sender or the group",
+            labels=["route", "type", "to"],
+        )
+        for route in app.routes:
+            path = route.path.template
+            for handler in route.every_handler():
+                plan = handler.plan
+                kind = getattr(plan.message_type, "__name__", str(plan.message_type))
+                handled.add_metric([path, kind], handler.handled)
+                out = getattr(plan.returns, "__name__", str(plan.returns))
+                if handler.group is not None:
+                    sent.add_metric([path, out, "group"], handler.broadcasts)
+                elif handler.encode is not None:
+                    sent.add_metric([path, out, "sender"], handler.replies)
+        yield handled
+        yield sent
         yield _labelled("rtframe_error_frames", "Error frames sent", "code", stats.errors)
         closes = {str(code): n for code, n in stats.closes.items()}
         yield _labelled("rtframe_closes", "Accepted connections closed", "code", closes)

@@ -88,6 +88,11 @@ async def test_metrics_count_a_scripted_session() -> None:
     assert found["rtframe_handshakes_refused_total", (("reason", "connections"),)] == 0
     assert found["rtframe_messages_received_total", (("route", "/room/{name}"),)] == 4
     assert found["rtframe_replies_sent_total", (("route", "/room/{name}"),)] == 2
+    # by message type: the two valid frames were handled and answered; the bad ones not
+    handled = (("route", "/room/{name}"), ("type", "Say"))
+    assert found["rtframe_messages_handled_total", handled] == 2
+    to_sender = (("route", "/room/{name}"), ("to", "sender"), ("type", "Say"))
+    assert found["rtframe_messages_sent_total", to_sender] == 2
     assert found["rtframe_error_frames_total", (("code", "invalid_json"),)] == 1
     assert found["rtframe_error_frames_total", (("code", "validation_error"),)] == 1
     assert found["rtframe_closes_total", (("code", "1000"),)] == 1
@@ -192,6 +197,8 @@ async def test_broadcast_timings_are_histograms() -> None:
             await sock.send_json({"type": "say", "text": "x"})
             await sock.receive_json()
         found = samples((await client.get("/metrics")).text)
+    to_group = (("route", "/room/{name}"), ("to", "group"), ("type", "Say"))
+    assert found["rtframe_messages_sent_total", to_group] == 3
     for name in ("rtframe_broadcast_publish_seconds", "rtframe_broadcast_fan_out_seconds"):
         assert found[f"{name}_count", ()] == 3
         assert found[f"{name}_bucket", (("le", "+Inf"),)] == 3
