@@ -101,7 +101,9 @@ async def test_discard_and_automatic_discard_on_disconnect() -> None:
     assert app.hub.registry.members("chat.a") == []
 
 
-async def test_broadcast_from_outside_a_handler_and_direct_send() -> None:
+async def test_broadcast_from_outside_a_handler_and_direct_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = chat_app()
     client = TestClient(app)
     async with client.websocket("/chat/a") as a1, client.websocket("/chat/b") as b1:
@@ -114,7 +116,8 @@ async def test_broadcast_from_outside_a_handler_and_direct_send() -> None:
         await app.send_to(my_id, {"direct": True})
         assert await a1.receive_json() == {"direct": True}
         await b1.receive_nothing()
-        await app.send_to("no-such-connection", {"lost": True})  # at most once: dropped
+        await app.send_to("no-such-connection", {"lost": True})  # at most once: dropped,
+        assert "direct message to 'no-such-connection' dropped" in caplog.text  # and said
 
 
 async def test_group_templates() -> None:

@@ -182,7 +182,7 @@ async def test_a_big_group_is_served_in_chunks_in_publish_order() -> None:
     assert all(m.frames == ["one", "two"] for m in members)
 
 
-async def test_a_member_in_a_large_group_is_a_member_of_the_protocol() -> None:
+async def test_any_member_joins_gets_direct_and_group_frames_and_leaves() -> None:
     hub = Hub(InMemoryLayer(), "t")
     member = Recorder("r1")
     hub.registry.attach(member)

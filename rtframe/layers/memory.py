@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from .base import Layer, Position
+
+logger = logging.getLogger("rtframe.layers")
 
 __all__ = ["InMemoryLayer"]
 
@@ -29,5 +33,6 @@ class InMemoryLayer(Layer):
         self._channels.discard(channel)
 
     async def send_direct(self, member_id: str, data: str | bytes) -> None:
-        # every member of an in-memory app is local: the registry already looked
-        return None
+        # every member of an in-memory app is local, and the registry did not find it:
+        # the member is gone (or never was); at most once, but never without a word
+        logger.warning("direct message to %r dropped: no such member in this process", member_id)

@@ -54,11 +54,14 @@ async def test_a_started_layer_is_available_and_makes_unique_member_ids(layers: 
         layer.available = False  # type: ignore[misc]  # read-only: it can never be set to lie
 
 
-async def test_a_direct_message_to_a_member_that_is_gone_is_dropped(layers: Layers) -> None:
+async def test_a_direct_message_to_a_member_that_is_gone_is_dropped(
+    layers: Layers, caplog: pytest.LogCaptureFixture
+) -> None:
     layer = await layers.started()
-    await layer.send_direct(layer.new_member_id(), "lost")  # at most once: no error
+    await layer.send_direct(layer.new_member_id(), "lost")  # at most once: no error...
     await asyncio.sleep(0.1)
     assert recorder_of(layer).direct == []
+    assert "dropped: no such member in this process" in caplog.text  # ...but a warning
 
 
 async def test_a_layer_serves_one_app(layers: Layers) -> None:

@@ -290,13 +290,17 @@ class RedisLayer(Layer):
             raise LayerError(f"{member_id!r} is not a member id made by a RedisLayer")
         if node == self.node_id:
             if not self.receiver.deliver_direct(member_id, data):
-                self.stats.unknown_target += 1
+                self._unknown_target(member_id)
             return
         await self._send(
             wire.process_channel(self.prefix, node).encode(),
             wire.pack_direct(self._origin, member_id, data),
             member_id,
         )
+
+    def _unknown_target(self, member_id: str) -> None:
+        self.stats.unknown_target += 1
+        logger.warning("direct message to %r dropped: no such member in this process", member_id)
 
     def sync_publisher(self) -> SyncPublisher:
         """A publisher for sync code (views, commands, tasks) that shares this configuration.
@@ -380,7 +384,7 @@ class RedisLayer(Layer):
             elif channel == self._process_channel:
                 target, frame = wire.unpack_direct(payload)
                 if not self.receiver.deliver_direct(target, frame):
-                    self.stats.unknown_target += 1
+                    self._unknown_target(target)
             elif not channel.startswith(self._group_prefix):
                 raise wire.MalformedPayload("not a channel of this layer")
             # else: a frame sent before our unsubscribe took effect; nobody wants it
