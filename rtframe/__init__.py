@@ -21,8 +21,9 @@ from .exceptions import (
     RtframeError,
 )
 from .groups import Group, send_to_connection
+from .history import GapNotice, RecoveryNotice
 from .http import HTMLResponse, JSONResponse, Request, Response
-from .layers.base import Layer, Position
+from .layers.base import HistoryPolicy, Layer, Position
 from .layers.memory import InMemoryLayer
 from .limits import Limits, LimitStats, RateLimit
 from .members import Member
@@ -54,9 +55,11 @@ __all__ = [
     "Depends",
     "DrainSummary",
     "ErrorFrame",
+    "GapNotice",
     "Group",
     "HTMLResponse",
     "Heartbeat",
+    "HistoryPolicy",
     "InMemoryLayer",
     "JSONResponse",
     "Layer",
@@ -72,6 +75,7 @@ __all__ = [
     "Position",
     "RateLimit",
     "RealtimeApp",
+    "RecoveryNotice",
     "RedisLayer",
     "Reject",
     "Request",

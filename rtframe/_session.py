@@ -46,6 +46,7 @@ from .exceptions import (
     MessageError,
     Reject,
 )
+from .history import check_since
 from .hub import Hub
 from .limits import TokenBucket
 from .messages import SERVER_ERRORS, describe_validation_error, error_frame
@@ -217,6 +218,7 @@ class Session(ConnectionScope):
         refusal = "rejected"  # what a Reject means
         try:
             async with asyncio.timeout(limit):
+                check_since(conn.scope)  # a malformed `$since`: 1008 before any handler
                 for check in self.host.checks:
                     await check(conn)
                 for p in route.query_params:
@@ -386,9 +388,9 @@ class Session(ConnectionScope):
             if result is None or handler.encode is None:
                 return
             data = handler.encode(result)
-            if handler.group is not None:
+            if (group := handler.group) is not None:
                 handler.broadcasts += 1
-                await self.host.hub.publish(handler.group.name_for(conn), data)
+                await self.host.hub.publish(group.name_for(conn), data, group.history)
             elif conn.state_ is _OPEN:
                 conn.deliver(data)
                 handler.replies += 1

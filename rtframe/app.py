@@ -229,14 +229,19 @@ class RealtimeApp:
     async def broadcast(self, group: Group | str, message: Any, **params: Any) -> Position | None:
         """Encode `message` once and send it to every member of a group of this app.
 
-        `group` is a `Group` (its template filled from `params`) or a concrete name.
+        `group` is a `Group` (its template filled from `params`) or a concrete name; a
+        name of a history group that has a member in this process keeps its history
+        (name the `Group` to be sure). Returns the message's position in a history group.
 
         Raises:
             LayerUnavailableError: the layer's backend is unreachable; only this
                 process's members received the message.
         """
-        name = group.name(**params) if isinstance(group, Group) else group
-        return await self.hub.publish(name, encode(message))
+        if isinstance(group, Group):
+            name, history = group.name(**params), group.history
+        else:
+            name, history = group, self.hub.histories.get(group)
+        return await self.hub.publish(name, encode(message), history)
 
     async def send_to(self, connection_id: str, message: Any) -> None:
         """Send `message` to one connection of this app, wherever it is connected."""

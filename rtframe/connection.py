@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import uuid
 from collections import deque
@@ -19,8 +20,10 @@ from collections.abc import Coroutine, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._cursor import Cursor
 from ._scope import scope_headers, scope_query
 from .exceptions import ConnectionStateError
+from .history import Position, since_of
 from .messages import encode
 
 if TYPE_CHECKING:
@@ -117,6 +120,7 @@ class Connection:
 
     __slots__ = (
         "_cookies",
+        "_cursor",
         "_headers",
         "_hub",
         "_lost",
@@ -167,6 +171,7 @@ class Connection:
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None
         self._state_ns: State | None = None
+        self._cursor: Cursor | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.path!r} {self.state_.value}>"
@@ -227,6 +232,28 @@ class Connection:
         return self.hub.layer
 
     @property
+    def cursor(self) -> Cursor:
+        """Its positions in history groups, from the client's `$since` (`rtframe._cursor`)."""
+        cursor = self._cursor
+        if cursor is None:
+            hub = self.hub
+            cursor = self._cursor = Cursor(
+                self.deliver,
+                functools.partial(hub.recover_gap, self),
+                opened=self.state_ is not ConnectionState.CONNECTING,
+                since=since_of(self.scope),
+            )
+        return cursor
+
+    def deliver_at(self, group: str, position: tuple[str, int], data: str | bytes) -> None:
+        """Take a history group's frame: once, in order, recovering what was missed."""
+        cursor = self._cursor
+        if cursor is None:  # pragma: no cover - joining a history group makes the cursor
+            self.deliver(data)
+        else:
+            cursor.offer(group, Position(*position), data)
+
+    @property
     def groups(self) -> frozenset[str]:
         """The groups this connection is a member of."""
         return self._hub.registry.groups_of(self) if self._hub is not None else frozenset()
@@ -252,6 +279,8 @@ class Connection:
             ]
         self.state_ = ConnectionState.OPEN
         await self._send(message)
+        if self._cursor is not None:  # what its history groups replayed meanwhile
+            self._cursor.open()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection; frames queued before the call are still sent first.

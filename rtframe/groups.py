@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .exceptions import ConfigurationError, RtframeError
+from .history import HistoryPolicy
 from .hub import target_hub
 from .messages import encode
 
@@ -27,9 +28,9 @@ class Group:
     group.broadcast(message, room="lobby")`).
     """
 
-    __slots__ = ("_static", "fields", "template")
+    __slots__ = ("_static", "fields", "history", "template")
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, *, history: HistoryPolicy | None = None) -> None:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
         for f in fields:
             if not f.isidentifier():
@@ -37,10 +38,14 @@ class Group:
                     f"group template {template!r}: {{{f}}} is not a plain name"
                 )
         self.template = template
+        #: what the group keeps for members that reconnect (`rtframe.history`)
+        self.history = history
         self.fields = tuple(fields)
         self._static = not fields
 
     def __repr__(self) -> str:
+        if self.history is not None:
+            return f"Group({self.template!r}, history={self.history!r})"
         return f"Group({self.template!r})"
 
     def name(self, **params: Any) -> str:
@@ -69,7 +74,7 @@ class Group:
         sees an open socket that misses the group's messages.
         """
         name = self._member_name(conn, params)
-        await conn.hub.join(name, conn)
+        await conn.hub.join(name, conn, self.history)
         return name
 
     async def discard(self, conn: Connection, **params: Any) -> None:
@@ -102,7 +107,7 @@ class Group:
     async def send(self, message: Any, **params: Any) -> None:
         """Encode `message` once and publish it to the group named by `params`."""
         name = self.name(**params)
-        await target_hub().publish(name, encode(message))
+        await target_hub().publish(name, encode(message), self.history)
 
 
 async def send_to_connection(connection_id: str, message: Any) -> None:

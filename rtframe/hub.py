@@ -20,15 +20,20 @@ import gc
 import logging
 import time
 import weakref
+from collections.abc import Coroutine
 from contextvars import ContextVar
+from typing import Any, Protocol, runtime_checkable
 
-from .exceptions import LimitExceededError, RtframeError
+from ._cursor import Cursor
+from .exceptions import LayerError, LimitExceededError, RtframeError
+from .history import HistoryPolicy, HistorySlice, gap_notice
 from .layers.base import Layer, Position
 from .limits import LimitStats
 from .members import Member, Registry
+from .messages import stamp
 from .stats import AppStats
 
-__all__ = ["Hub", "current_hub", "target_hub"]
+__all__ = ["Hub", "Tracked", "current_hub", "target_hub"]
 
 logger = logging.getLogger("rtframe")
 
@@ -37,13 +42,25 @@ _alive: weakref.WeakSet[Hub] = weakref.WeakSet()
 _clock = time.perf_counter
 
 
+@runtime_checkable
+class Tracked(Member, Protocol):
+    """A member that can be in history groups: it keeps a `Cursor` of its positions."""
+
+    @property
+    def cursor(self) -> Cursor:
+        """The member's cursor, made on first use."""
+        ...
+
+
 class Hub:
     """The registry and the layer of one app."""
 
     __slots__ = (
         "__weakref__",
         "_loop",
+        "_recovering",
         "_subscribing",
+        "histories",
         "layer",
         "limit_stats",
         "max_groups",
@@ -73,7 +90,11 @@ class Hub:
         self.running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribing: dict[str, asyncio.Task[None]] = {}
+        #: the history policy of each history group with a local member
+        self.histories: dict[str, HistoryPolicy] = {}
+        self._recovering: set[asyncio.Task[None]] = set()
         layer.bind(self.registry)
+        layer.on_recovery(self._layer_recovered)
         _alive.add(self)
 
     def __repr__(self) -> str:
@@ -89,8 +110,12 @@ class Hub:
         if len(_alive) > 1:
             _current.set(self)
 
-    async def join(self, group: str, member: Member) -> None:
+    async def join(self, group: str, member: Member, history: HistoryPolicy | None = None) -> None:
         """Add `member` to `group`; returns once the process receives the group's frames.
+
+        For a history group the member (a `Tracked` one) also gets, once it is open,
+        what it asked to recover (`$since`) or the newest `history.on_join` frames;
+        live frames published meanwhile follow the replay, none twice.
 
         Raises:
             LimitExceededError: `member` is in `max_groups` groups already (not `group`).
@@ -98,6 +123,39 @@ class Hub:
         limit = self.max_groups
         if limit is not None and self.registry.group_count(member) >= limit:
             self._refuse_group(group, member, limit)
+        cursor: Cursor | None = None
+        if history is not None and not self.registry.is_member(group, member):
+            if not isinstance(member, Tracked):
+                raise RtframeError(f"{member!r} cannot be in history group {group!r}")
+            self.histories[group] = history
+            cursor = member.cursor
+            cursor.begin(group)  # live frames from now on wait behind the replay
+        try:
+            await self._subscribe(group, member)
+        except BaseException:
+            if cursor is not None:
+                cursor.forget(group)
+            raise
+        if cursor is not None and history is not None:
+            since = cursor.since.pop(group, None)
+            read = await self._read(group, history, since.offset if since else None)
+            cursor.settle(group, read, since, announce=since is not None)
+
+    async def _read(
+        self, group: str, policy: HistoryPolicy, since: int | None
+    ) -> HistorySlice | None:
+        try:
+            return await self.layer.history(group, policy, since, policy.on_join)
+        except LayerError as exc:
+            logger.warning(
+                "could not read the history of %r (%s): its members are recovered once "
+                "the layer is back",
+                group,
+                exc,
+            )
+            return None
+
+    async def _subscribe(self, group: str, member: Member) -> None:
         if self.registry.add(group, member):
             task = asyncio.get_running_loop().create_task(self.layer.subscribe(group))
             self._subscribing[group] = task
@@ -128,6 +186,8 @@ class Hub:
 
     async def leave(self, group: str, member: Member) -> None:
         """Remove `member` from `group`; no error if it was not a member."""
+        if group in self.histories and isinstance(member, Tracked):
+            member.cursor.forget(group)
         if self.registry.discard(group, member):
             await self._unsubscribe(group)
 
@@ -142,22 +202,78 @@ class Hub:
             # let the subscription finish first, so the unsubscribe comes after it
             await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
         if not self.registry.has_group(group):  # nobody joined again meanwhile
+            self.histories.pop(group, None)
             await self.layer.unsubscribe(group)
 
-    async def publish(self, group: str, data: str | bytes) -> Position | None:
+    async def publish(
+        self, group: str, data: str | bytes, history: HistoryPolicy | None = None
+    ) -> Position | None:
         """Send an encoded frame to every member of `group`, in every process.
 
-        Local members get it even when the layer raises (`LayerUnavailableError`).
+        Local members get it even when the layer raises (`LayerUnavailableError`);
+        for a history group they then get it without a position (it is in no history).
+
+        Raises:
+            RtframeError: a history group's frame is not a JSON object.
         """
+        if history is not None:
+            stamp(data, group, ("", 0))  # refuse what cannot carry a position, up front
         start = _clock()
+        position: Position | None = None
         try:
-            return await self.layer.publish(group, data)
+            position = await self.layer.publish(group, data, history)
+            return position
         finally:
             published = _clock()
-            self.registry.fan_out(group, data)
+            if position is None:
+                self.registry.fan_out(group, data)
+            else:
+                self.registry.fan_out(group, stamp(data, group, position), position)
             stats = self.stats
             stats.publish.observe(published - start)
             stats.fan_out.observe(_clock() - published)
+
+    # -- recovery ------------------------------------------------------------------------
+
+    def recover_gap(self, member: Tracked, group: str) -> None:
+        """`member`'s cursor saw a gap in `group` (and buffers): recover it soon."""
+        self._spawn(self._recover(group, [member]))
+
+    async def _layer_recovered(self) -> None:
+        """The layer is back after an outage: recover history members, tell the rest."""
+        for group in self.registry.groups():
+            members = self.registry.members(group)
+            if group in self.histories:
+                tracked = [m for m in members if isinstance(m, Tracked)]
+                for one in tracked:
+                    one.cursor.begin(group)
+                await self._recover(group, tracked)
+            else:
+                notice = gap_notice(group)
+                for member in members:
+                    member.deliver(notice)
+
+    async def _recover(self, group: str, members: list[Tracked]) -> None:
+        """Read `group`'s history once and settle each member's recovery from it."""
+        policy = self.histories.get(group)
+        if policy is None:  # the group lost its last local member meanwhile
+            for member in members:
+                member.cursor.forget(group)
+            return
+        lasts = [m.cursor.last.get(group) for m in members]
+        offsets = [p.offset for p in lasts if p is not None]
+        read = await self._read(group, policy, min(offsets) if offsets else 0)
+        for member, last in zip(members, lasts, strict=True):
+            cursor = member.cursor
+            if read is not None and last is not None:
+                cursor.settle(group, read.after(last.offset), last, announce=True)
+            else:
+                cursor.settle(group, read, last, announce=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._recovering.add(task)
+        task.add_done_callback(self._recovering.discard)
 
     async def send_to(self, member_id: str, data: str | bytes) -> None:
         """Send an encoded frame to one member, wherever it is connected."""
@@ -178,6 +294,10 @@ class Hub:
 
     async def stop(self) -> None:
         self.running = False
+        tasks = tuple(self._recovering)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.registry.close()
         await self.layer.stop()
 

@@ -26,6 +26,11 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Protocol, runtime_checkable
 
+from .messages import stamp
+
+#: A frame's place in a history group: (epoch, offset), `rtframe.layers.base.Position`.
+Position = tuple[str, int]
+
 __all__ = ["FANOUT_CHUNK", "FANOUT_INLINE", "Member", "Registry"]
 
 logger = logging.getLogger("rtframe.members")
@@ -54,6 +59,14 @@ class Member(Protocol):
         """Take an encoded frame without waiting; never raises."""
         ...
 
+    def deliver_at(self, group: str, position: tuple[str, int], data: str | bytes) -> None:
+        """Take a frame of a history group, stamped with its (epoch, offset) position.
+
+        Like `deliver`, but the member keeps track of positions: it drops what it was
+        handed already and recovers what it missed (`rtframe._cursor`).
+        """
+        ...
+
 
 class Registry:
     """Which local member is in which group, and fan-out to them."""
@@ -64,7 +77,7 @@ class Registry:
         self._groups: dict[str, dict[Member, None]] = {}
         self._member_groups: dict[Member, set[str]] = {}
         self._by_id: dict[str, Member] = {}
-        self._backlogs: dict[str, deque[str | bytes]] = {}
+        self._backlogs: dict[str, deque[tuple[str | bytes, Position | None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- reachability by id -----------------------------------------------------------
@@ -146,10 +159,12 @@ class Registry:
 
     # -- delivery (also the layer's Receiver) -------------------------------------------
 
-    def fan_out(self, group: str, data: str | bytes) -> int:
+    def fan_out(self, group: str, data: str | bytes, position: Position | None = None) -> int:
         """Hand an encoded frame to every local member of `group`; returns how many.
 
-        Never awaits: a large group is served by a background task, in order.
+        With `position` (a history group), `data` is already stamped with it and each
+        member takes it through `deliver_at`. Never awaits: a large group is served by
+        a background task, in order.
         """
         members = self._groups.get(group)
         if not members:
@@ -158,27 +173,36 @@ class Registry:
         if backlog is None and len(members) <= FANOUT_INLINE:
             # deliver() writes in place or queues, never awaits and never changes
             # membership (a failed send marks its member closed; it leaves in teardown)
-            for member in members:
-                member.deliver(data)
+            if position is None:
+                for member in members:
+                    member.deliver(data)
+            else:
+                for member in members:
+                    member.deliver_at(group, position, data)
             return len(members)
         if backlog is None:
             backlog = self._backlogs[group] = deque()
             task = asyncio.get_running_loop().create_task(self._drain(group, backlog))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        backlog.append(data)
+        backlog.append((data, position))
         return len(members)
 
-    async def _drain(self, group: str, backlog: deque[str | bytes]) -> None:
+    async def _drain(self, group: str, backlog: deque[tuple[str | bytes, Position | None]]) -> None:
         try:
             while backlog:
-                data = backlog[0]
+                data, position = backlog[0]
                 members = list(self._groups.get(group, ()))
                 for start in range(0, len(members), FANOUT_CHUNK):
                     if start:
                         await asyncio.sleep(0)
-                    for member in islice(members, start, start + FANOUT_CHUNK):
-                        member.deliver(data)
+                    chunk = islice(members, start, start + FANOUT_CHUNK)
+                    if position is None:
+                        for member in chunk:
+                            member.deliver(data)
+                    else:
+                        for member in chunk:
+                            member.deliver_at(group, position, data)
                 backlog.popleft()
                 await asyncio.sleep(0)
         except asyncio.CancelledError:
@@ -189,8 +213,13 @@ class Registry:
             if self._backlogs.get(group) is backlog:
                 del self._backlogs[group]
 
-    def deliver_group(self, channel: str, data: str | bytes) -> None:
-        self.fan_out(channel, data)
+    def deliver_group(
+        self, channel: str, data: str | bytes, position: Position | None = None
+    ) -> None:
+        if position is None:
+            self.fan_out(channel, data)
+        else:  # a history frame from another process: stamped once, here, for all
+            self.fan_out(channel, stamp(data, channel, position), position)
 
     def deliver_direct(self, member_id: str, data: str | bytes) -> bool:
         member = self._by_id.get(member_id)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, RtframeError
 
 ErrorCode = Literal[
     "invalid_json",
@@ -91,6 +91,23 @@ SERVER_ERRORS = {
         "The messaging backend refused the message: only members on this server received it",
     ),
 }
+
+
+def stamp(data: str | bytes, group: str, position: tuple[str, int]) -> str:
+    """The frame with its position added as the last member of its JSON object.
+
+    Raises:
+        RtframeError: the frame is not a JSON object (history frames must be).
+    """
+    if not isinstance(data, str) or len(data) < 2 or data[0] != "{" or data[-1] != "}":
+        raise RtframeError(
+            f"messages to history group {group!r} must encode to a JSON object; got {data[:40]!r}"
+        )
+    epoch, offset = position
+    pos = to_json({"group": group, "epoch": epoch, "offset": offset}).decode()
+    body = data[:-1].rstrip()
+    separator = "" if body.endswith("{") else ","
+    return f'{body}{separator}"$pos":{pos}}}'
 
 
 def message_adapter(models: Sequence[type[BaseModel]], where: str) -> TypeAdapter[Any]:
@@ -187,4 +204,5 @@ __all__ = [
     "encode",
     "error_frame",
     "message_adapter",
+    "stamp",
 ]

@@ -111,6 +111,10 @@ class _Sockets:
                     del index[key]
         return True
 
+    def deliver_at(self, group: str, position: tuple[str, int], data: str | bytes) -> None:
+        """The control group keeps no history; a positioned frame is read like any."""
+        self.deliver(data)
+
     def deliver(self, data: str | bytes) -> None:
         """A control frame from any process: close the sockets it names; never raises."""
         try:

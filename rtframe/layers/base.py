@@ -24,11 +24,24 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from typing import NamedTuple, Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from ..exceptions import ConfigurationError
 
-__all__ = ["Layer", "Position", "Receiver"]
+__all__ = [
+    "HistoryPolicy",
+    "HistorySlice",
+    "Hook",
+    "Layer",
+    "Position",
+    "PresenceEntry",
+    "Receiver",
+]
+
+#: An outage or recovery hook: `async def hook() -> None`.
+Hook = Callable[[], Awaitable[None]]
 
 
 class Position(NamedTuple):
@@ -38,11 +51,89 @@ class Position(NamedTuple):
     offset: int
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPolicy:
+    """How much of a group's traffic is kept for members that reconnect.
+
+    Args:
+        size: the most recent broadcasts kept (older ones are trimmed).
+        ttl: seconds a broadcast is kept after the group's last broadcast.
+        meta_ttl: seconds the group's epoch and offset are kept after its last
+            broadcast. Longer than `ttl`, so a client that missed nothing can still be
+            told so after its messages expired; when this expires too, a new epoch
+            starts and old positions can no longer be recovered.
+        on_join: the newest broadcasts a connection gets when it joins without a
+            position to recover from (e.g. the last 50 messages of a chat room).
+    """
+
+    size: int = 300
+    ttl: float = 120.0
+    meta_ttl: float = 86_400.0
+    on_join: int = 0
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or self.ttl <= 0 or self.meta_ttl < self.ttl:
+            raise ConfigurationError(
+                "HistoryPolicy needs size >= 1, ttl > 0 and meta_ttl >= ttl, not "
+                f"size={self.size}, ttl={self.ttl}, meta_ttl={self.meta_ttl}"
+            )
+        if not 0 <= self.on_join <= self.size:
+            raise ConfigurationError(
+                f"HistoryPolicy(on_join={self.on_join}) must be between 0 and size={self.size}"
+            )
+
+
+class HistorySlice(NamedTuple):
+    """What a layer read from a channel's history.
+
+    `epoch` and `offset` are the channel's current epoch and newest offset (0: nothing
+    published in this epoch yet); `frames` are (offset, frame) pairs, oldest first.
+    """
+
+    epoch: str
+    offset: int
+    frames: list[tuple[int, str]]
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.offset)
+
+    def after(self, offset: int) -> HistorySlice:
+        """The same read with only the frames after `offset`."""
+        frames = self.frames
+        if not frames or frames[0][0] > offset:
+            return self
+        return HistorySlice(self.epoch, self.offset, [f for f in frames if f[0] > offset])
+
+    def covers(self, since: Position) -> bool:
+        """Whether `frames` hold every broadcast after `since`, with nothing missing."""
+        if since.epoch != self.epoch or since.offset > self.offset:
+            return False
+        missed = self.offset - since.offset
+        frames = self.frames
+        return len(frames) == missed and (not frames or frames[0][0] == since.offset + 1)
+
+
+class PresenceEntry(NamedTuple):
+    """One member present in a group: who, since when, and what the app said about it."""
+
+    id: str
+    user: str | None
+    connected_at: float
+    meta: dict[str, Any]
+
+
 class Receiver(Protocol):
     """What a layer hands incoming frames to: the app's member registry."""
 
-    def deliver_group(self, channel: str, data: str | bytes) -> None:
-        """A frame published to `channel` by another process; never awaited."""
+    def deliver_group(
+        self, channel: str, data: str | bytes, position: Position | None = None
+    ) -> None:
+        """A frame published to `channel` by another process; never awaited.
+
+        `position` is the frame's place in the channel's history (a history channel),
+        and `data` is then the frame as published, without its position stamped in.
+        """
 
     def deliver_direct(self, member_id: str, data: str | bytes) -> bool:
         """A frame for one member of this process; False when it is not here (any more)."""
@@ -84,13 +175,49 @@ class Layer(ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release backend resources; called at application shutdown."""
 
+    def on_outage(self, hook: Hook) -> Hook:
+        """Register `async def hook()`, run when the backend becomes unreachable.
+
+        A layer that cannot lose its backend (the in-memory one) never runs it.
+        """
+        return hook
+
+    def on_recovery(self, hook: Hook) -> Hook:
+        """Register `async def hook()`, run once frames flow again after an outage.
+
+        The hub uses it to recover history members and tell the others of the gap.
+        """
+        return hook
+
     def new_member_id(self) -> str:
         """A fresh member id; a cross-process layer makes it name the process."""
         return uuid.uuid4().hex
 
     @abstractmethod
-    async def publish(self, channel: str, data: str | bytes) -> Position | None:
-        """Send an encoded frame to the other processes subscribed to `channel`."""
+    async def publish(
+        self, channel: str, data: str | bytes, history: HistoryPolicy | None = None
+    ) -> Position | None:
+        """Send an encoded frame to the other processes subscribed to `channel`.
+
+        With `history`, first append it to the channel's history (trimmed to
+        `history.size`, kept `history.ttl` seconds) in the same atomic step, and return
+        its `Position`; the other processes receive it with that position. Without,
+        return None. A history frame is always text (a JSON object).
+        """
+
+    async def history(
+        self, channel: str, policy: HistoryPolicy, since: int | None, limit: int
+    ) -> HistorySlice:
+        """Read a history channel: its epoch, newest offset and kept frames.
+
+        With `since`, the kept frames with a greater offset (all of them, oldest
+        first); without, the newest `limit` (0: just the position). A channel never
+        published to gets an epoch here, so later publishes continue that epoch.
+
+        Raises:
+            LayerUnavailableError: the backend is unreachable.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no history")
 
     @abstractmethod
     async def subscribe(self, channel: str) -> None:
@@ -103,3 +230,26 @@ class Layer(ABC):
     @abstractmethod
     async def send_direct(self, member_id: str, data: str | bytes) -> None:
         """Send an encoded frame to a member of another process."""
+
+    async def presence_add(self, channel: str, entry: PresenceEntry, ttl: float) -> None:
+        """Record `entry` as present in `channel`, for every process to see.
+
+        The entry stays while this process lives (the layer refreshes it); if the
+        process dies, it vanishes within `ttl` seconds.
+
+        Raises:
+            LayerUnavailableError: the backend is unreachable.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def presence_remove(self, channel: str, member_id: str) -> None:
+        """Forget a member's presence in `channel`; no error if it was not there."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def presence(self, channel: str) -> list[PresenceEntry]:
+        """Every member present in `channel`, in every process (expired ones left out).
+
+        Raises:
+            LayerUnavailableError: the backend is unreachable.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")
