@@ -32,8 +32,12 @@ APPS = {
     "rtframe": "benchmarks.apps.rt",
     "channels": "benchmarks.apps.chan",
 }
-#: More servers, run only when named in --apps: rtframe with its Prometheus metrics on.
-VARIANTS = {"rtframe-metrics": "benchmarks.apps.rt_metrics"}
+#: More servers, run only when named in --apps: rtframe with its Prometheus metrics on,
+#: rtframe with its fan-out group keeping history.
+VARIANTS = {
+    "rtframe-metrics": "benchmarks.apps.rt_metrics",
+    "rtframe-history": "benchmarks.apps.rt_history",
+}
 
 
 def app_module(app: str) -> str:

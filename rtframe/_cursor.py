@@ -20,6 +20,7 @@ check and its delivery.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .history import HistorySlice, Position, recovery_notice, stamp
 
@@ -27,6 +28,9 @@ __all__ = ["Cursor"]
 
 Deliver = Callable[[str | bytes], None]
 GapHandler = Callable[[str], None]
+
+#: `Cursor.last` has no entry for the group (a missing key, told from a None value).
+_NOT_IN: Any = object()
 
 
 class Cursor:
@@ -54,9 +58,9 @@ class Cursor:
         #: frames waiting for the member to open; None once it is
         self._held: list[str | bytes] | None = None if opened else []
         #: the last position handed over per group; None: not known (a failed read)
-        self.last: dict[str, Position | None] = {}
+        self.last: dict[str, tuple[str, int] | None] = {}
         #: live frames that came while a recovery of their group was reading history
-        self.buffers: dict[str, list[tuple[Position, str | bytes]]] = {}
+        self.buffers: dict[str, list[tuple[tuple[str, int], str | bytes]]] = {}
         #: the positions the client asked to recover from (`$since`), used once each
         self.since: dict[str, Position] = since if since is not None else {}
 
@@ -68,34 +72,42 @@ class Cursor:
 
     # -- live frames ----------------------------------------------------------------------
 
-    def offer(self, group: str, position: Position, data: str | bytes) -> None:
-        """A live frame of a history group, stamped with its position."""
-        buffer = self.buffers.get(group)
-        if buffer is not None:
-            buffer.append((position, data))
-            return
-        if group not in self.last:
-            return  # left the group, or never recovered into it: not ours
-        last = self.last[group]
-        if last is None or last.epoch != position.epoch:
-            if last is not None and position.offset == 1:
-                # a fresh epoch whose first frame we hold: only frames of the old
-                # epoch could have been missed, and the client must be told
-                self._emit(recovery_notice(group, False, 0, position))
-                self.last[group] = position
-                self._emit(data)
-                return
-            self._recover(group, position, data)
-            return
-        if position.offset <= last.offset:
-            return  # already handed over (a replay held it)
-        if position.offset > last.offset + 1:
-            self._recover(group, position, data)
-            return
-        self.last[group] = position
-        self._emit(data)
+    def offer(self, group: str, position: tuple[str, int], data: str | bytes) -> None:
+        """A live frame of a history group, stamped with its (epoch, offset) position.
 
-    def _recover(self, group: str, position: Position, data: str | bytes) -> None:
+        Runs for every member of every history broadcast: plain tuple indexing, no
+        allocation on the usual path (the next offset of the same epoch).
+        """
+        if self.buffers:
+            buffer = self.buffers.get(group)
+            if buffer is not None:
+                buffer.append((position, data))
+                return
+        last = self.last.get(group, _NOT_IN)
+        if last is not None and last is not _NOT_IN and last[0] == position[0]:
+            offset, seen = position[1], last[1]
+            if offset == seen + 1:
+                self.last[group] = position
+                if self._held is None:
+                    self._deliver(data)
+                else:
+                    self._held.append(data)
+            elif offset > seen + 1:
+                self._recover(group, position, data)
+            # else: handed over already (a replay held it)
+            return
+        if last is _NOT_IN:
+            return  # left the group, or never joined it: not ours
+        if last is not None and position[1] == 1:
+            # a new epoch whose first frame this is: only frames of the old epoch can
+            # have been missed, and the client must be told
+            self._emit(recovery_notice(group, False, 0, position))
+            self.last[group] = position
+            self._emit(data)
+            return
+        self._recover(group, position, data)
+
+    def _recover(self, group: str, position: tuple[str, int], data: str | bytes) -> None:
         self.buffers[group] = [(position, data)]
         self._on_gap(group)
 
@@ -109,7 +121,7 @@ class Cursor:
         self,
         group: str,
         read: HistorySlice | None,
-        since: Position | None,
+        since: tuple[str, int] | None,
         *,
         announce: bool,
     ) -> None:

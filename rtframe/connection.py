@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._cursor import Cursor
 from ._scope import scope_headers, scope_query
 from .exceptions import ConnectionStateError
-from .history import Position, since_of
+from .history import since_of
 from .messages import encode
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ class Connection:
         if cursor is None:  # pragma: no cover - joining a history group makes the cursor
             self.deliver(data)
         else:
-            cursor.offer(group, Position(*position), data)
+            cursor.offer(group, position, data)
 
     @property
     def groups(self) -> frozenset[str]:

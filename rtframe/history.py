@@ -92,15 +92,15 @@ class GapNotice(BaseModel):
     reason: str
 
 
-def recovery_notice(group: str, recovered: bool, replayed: int, position: Position) -> str:
+def recovery_notice(group: str, recovered: bool, replayed: int, position: tuple[str, int]) -> str:
     return to_json(
         {
             "type": "$recovery",
             "group": group,
             "recovered": recovered,
             "replayed": replayed,
-            "epoch": position.epoch,
-            "offset": position.offset,
+            "epoch": position[0],
+            "offset": position[1],
         }
     ).decode()
 

@@ -261,12 +261,12 @@ class Hub:
                 member.cursor.forget(group)
             return
         lasts = [m.cursor.last.get(group) for m in members]
-        offsets = [p.offset for p in lasts if p is not None]
+        offsets = [p[1] for p in lasts if p is not None]
         read = await self._read(group, policy, min(offsets) if offsets else 0)
         for member, last in zip(members, lasts, strict=True):
             cursor = member.cursor
             if read is not None and last is not None:
-                cursor.settle(group, read.after(last.offset), last, announce=True)
+                cursor.settle(group, read.after(last[1]), last, announce=True)
             else:
                 cursor.settle(group, read, last, announce=True)
 

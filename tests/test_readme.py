@@ -17,8 +17,8 @@ def python_blocks() -> list[str]:
 
 
 async def test_readme_chat_example_works_as_written() -> None:
-    chat_source, test_source = python_blocks()[:2]
-    assert "# chat.py" in chat_source
+    chat_source = next(b for b in python_blocks() if "# chat.py" in b)
+    test_source = next(b for b in python_blocks() if "async def test_chat" in b)
     chat = types.ModuleType("readme_chat")
     sys.modules["readme_chat"] = chat  # pydantic resolves the models' annotations here
     try:
@@ -37,3 +37,20 @@ async def test_readme_chat_example_works_as_written() -> None:
                 await a.receive_nothing()
     finally:
         del sys.modules["readme_chat"]
+
+
+async def test_readme_history_example_replays_the_newest_messages_on_join() -> None:
+    source = next(b for b in python_blocks() if "HistoryPolicy(" in b)
+    namespace: dict[str, object] = {}
+    exec(compile(source, "README.md#history", "exec"), namespace)
+    from rtframe import RealtimeApp
+
+    app = RealtimeApp([namespace["ws"]])  # type: ignore[list-item]
+    async with TestClient(app) as client:
+        for n in range(60):
+            await app.broadcast(namespace["room"], {"n": n}, room="r")  # type: ignore[arg-type]
+        async with client.websocket("/ws/chat/r") as ws:
+            recent = [await ws.receive_json() for _ in range(50)]
+            await ws.receive_nothing()
+    assert [m["n"] for m in recent] == list(range(10, 60))
+    assert recent[-1]["$pos"]["offset"] == 60

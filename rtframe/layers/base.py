@@ -105,13 +105,13 @@ class HistorySlice(NamedTuple):
             return self
         return HistorySlice(self.epoch, self.offset, [f for f in frames if f[0] > offset])
 
-    def covers(self, since: Position) -> bool:
-        """Whether `frames` hold every broadcast after `since`, with nothing missing."""
-        if since.epoch != self.epoch or since.offset > self.offset:
+    def covers(self, since: tuple[str, int]) -> bool:
+        """Whether `frames` hold every broadcast after `since` (an epoch and offset)."""
+        epoch, offset = since
+        if epoch != self.epoch or offset > self.offset:
             return False
-        missed = self.offset - since.offset
         frames = self.frames
-        return len(frames) == missed and (not frames or frames[0][0] == since.offset + 1)
+        return len(frames) == self.offset - offset and (not frames or frames[0][0] == offset + 1)
 
 
 class PresenceEntry(NamedTuple):
