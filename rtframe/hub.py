@@ -57,6 +57,7 @@ class Hub:
 
     __slots__ = (
         "__weakref__",
+        "_gaps",
         "_loop",
         "_recovering",
         "_subscribing",
@@ -93,6 +94,7 @@ class Hub:
         #: the history policy of each history group with a local member
         self.histories: dict[str, HistoryPolicy] = {}
         self._recovering: set[asyncio.Task[None]] = set()
+        self._gaps: dict[str, list[Tracked]] = {}
         layer.bind(self.registry)
         layer.on_recovery(self._layer_recovered)
         _alive.add(self)
@@ -236,8 +238,20 @@ class Hub:
     # -- recovery ------------------------------------------------------------------------
 
     def recover_gap(self, member: Tracked, group: str) -> None:
-        """`member`'s cursor saw a gap in `group` (and buffers): recover it soon."""
-        self._spawn(self._recover(group, [member]))
+        """`member`'s cursor saw a gap in `group` (and buffers): recover it soon.
+
+        Every member that sees the same gap sees it in the same fan-out, so they are
+        gathered and recovered from one history read.
+        """
+        waiting = self._gaps.get(group)
+        if waiting is None:
+            waiting = self._gaps[group] = []
+            self._spawn(self._recover_gaps(group))
+        waiting.append(member)
+
+    async def _recover_gaps(self, group: str) -> None:
+        await asyncio.sleep(0)  # let the fan-out that found the gap finish first
+        await self._recover(group, self._gaps.pop(group, []))
 
     async def _layer_recovered(self) -> None:
         """The layer is back after an outage: recover history members, tell the rest."""

@@ -340,3 +340,41 @@ async def test_a_member_joining_while_a_publisher_floods_misses_nothing() -> Non
     assert notice["recovered"] is True
     assert got == list(range(seen["offset"] + 1, seen["offset"] + 1 + len(got)))
     assert len(got) > notice["replayed"]  # live frames followed the replay
+
+
+class CountingLayer(InMemoryLayer):
+    """The memory layer, counting its history reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def history(
+        self, channel: str, policy: HistoryPolicy, since: int | None, limit: int
+    ) -> HistorySlice:
+        self.reads += 1
+        return await super().history(channel, policy, since, limit)
+
+
+async def test_a_frame_lost_on_its_way_is_recovered_for_every_member_from_one_read() -> None:
+    layer = CountingLayer()
+    app, rooms = chat_app(HistoryPolicy(size=50, ttl=60), layer=layer)
+    policy = rooms.history
+    assert policy is not None
+    async with TestClient(app) as client:
+        async with (
+            client.websocket("/chat/lobby") as a,
+            client.websocket("/chat/lobby") as b,
+            client.websocket("/chat/lobby") as c,
+        ):
+            joined_reads = layer.reads
+            # in history, but never reached this process (as if Redis lost the PUBLISH)
+            await layer.publish("chat.lobby", Said(text="lost").model_dump_json(), policy)
+            await app.broadcast(rooms, Said(text="next"), room="lobby")
+            for ws in (a, b, c):
+                notice = await ws.receive_json()
+                assert notice["type"] == "$recovery" and notice["recovered"] is True
+                assert notice["replayed"] == 2
+                assert [(await ws.receive_json())["text"] for _ in range(2)] == ["lost", "next"]
+                await ws.receive_nothing()
+            assert layer.reads - joined_reads == 1  # one read served all three
