@@ -28,6 +28,7 @@ from .layers.memory import InMemoryLayer
 from .limits import Limits, LimitStats, RateLimit
 from .members import Member
 from .messages import ErrorFrame
+from .presence import PresenceInfo, PresenceNotice, PresencePolicy, PresenceStats
 from .routing import WebSocketRouter
 from .timing import Heartbeat, Timeouts
 
@@ -73,6 +74,10 @@ __all__ = [
     "MessageError",
     "OverflowPolicy",
     "Position",
+    "PresenceInfo",
+    "PresenceNotice",
+    "PresencePolicy",
+    "PresenceStats",
     "RateLimit",
     "RealtimeApp",
     "RecoveryNotice",

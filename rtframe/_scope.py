@@ -6,6 +6,11 @@ from urllib.parse import parse_qsl
 
 from .types import Scope
 
+#: Where an integration leaves the logged-in user's key in a connection's scope (the
+#: per-user limit and presence read it; `rtframe.django` sets it when a handshake asks
+#: for the user).
+USER_SCOPE_KEY = "rtframe.django.user_key"
+
 
 def scope_headers(scope: Scope) -> dict[str, str]:
     """Header names lower-cased; a repeated header's values are joined with commas."""

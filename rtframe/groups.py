@@ -7,10 +7,12 @@ import string
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._scope import USER_SCOPE_KEY
 from .exceptions import ConfigurationError, RtframeError
 from .history import HistoryPolicy
 from .hub import target_hub
 from .messages import encode
+from .presence import PresenceInfo, PresencePolicy, PresenceStats
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -18,6 +20,9 @@ if TYPE_CHECKING:
 __all__ = ["Group", "send_to_connection"]
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+#: Keywords of `Group.add`, which a template field would shadow.
+_RESERVED = frozenset({"conn", "user", "meta"})
 
 
 class Group:
@@ -28,18 +33,32 @@ class Group:
     group.broadcast(message, room="lobby")`).
     """
 
-    __slots__ = ("_static", "fields", "history", "template")
+    __slots__ = ("_static", "fields", "history", "presence", "template")
 
-    def __init__(self, template: str, *, history: HistoryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        template: str,
+        *,
+        history: HistoryPolicy | None = None,
+        presence: PresencePolicy | None = None,
+    ) -> None:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
         for f in fields:
             if not f.isidentifier():
                 raise ConfigurationError(
                     f"group template {template!r}: {{{f}}} is not a plain name"
                 )
+        reserved = _RESERVED.intersection(fields)
+        if reserved:
+            raise ConfigurationError(
+                f"group template {template!r}: {{{min(reserved)}}} is a reserved name "
+                "(a keyword of Group.add)"
+            )
         self.template = template
         #: what the group keeps for members that reconnect (`rtframe.history`)
         self.history = history
+        #: whether the group keeps track of who is in it (`rtframe.presence`)
+        self.presence = presence
         self.fields = tuple(fields)
         self._static = not fields
 
@@ -66,15 +85,29 @@ class Group:
     def _member_name(self, conn: Connection, params: dict[str, Any]) -> str:
         return self.name(**{**conn.path_params, **params}) if params else self.name_for(conn)
 
-    async def add(self, conn: Connection, **params: Any) -> str:
+    async def add(
+        self,
+        conn: Connection,
+        *,
+        user: str | None = None,
+        meta: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> str:
         """Add a connection; it leaves automatically when it disconnects.
 
         Returns once the group's frames reach this process (with Redis: once the
         subscription is confirmed), so call it before `accept()` and the client never
         sees an open socket that misses the group's messages.
+
+        In a presence group the connection is shown with `user` (by default the
+        logged-in Django user's key, when the handshake asked for the user) and `meta`,
+        any JSON object the app wants others to see (a nickname, a colour).
         """
         name = self._member_name(conn, params)
-        await conn.hub.join(name, conn, self.history)
+        if user is None and self.presence is not None:
+            key = conn.scope.get(USER_SCOPE_KEY)
+            user = key if isinstance(key, str) else None
+        await conn.hub.join(name, conn, self.history, self.presence, user=user, meta=meta)
         return name
 
     async def discard(self, conn: Connection, **params: Any) -> None:
@@ -103,6 +136,19 @@ class Group:
             message.__rtframe_broadcast__ = self
             return message
         return self.send(message, **params)
+
+    async def present(self, **params: Any) -> list[PresenceInfo]:
+        """Every connection present in the group named by `params`, in every process.
+
+        Raises:
+            ConfigurationError: the layer keeps no presence.
+            LayerUnavailableError: the layer's backend is unreachable.
+        """
+        return await target_hub().presence(self.name(**params))
+
+    async def presence_stats(self, **params: Any) -> PresenceStats:
+        """How many connections and distinct users are present (tabs of a user count once)."""
+        return await target_hub().presence_stats(self.name(**params))
 
     async def send(self, message: Any, **params: Any) -> None:
         """Encode `message` once and publish it to the group named by `params`."""

@@ -31,6 +31,13 @@ from .layers.base import Layer, Position
 from .limits import LimitStats
 from .members import Member, Registry
 from .messages import stamp
+from .presence import (
+    PresenceEntry,
+    PresenceInfo,
+    PresencePolicy,
+    PresenceStats,
+    PresenceTracker,
+)
 from .stats import AppStats
 
 __all__ = ["Hub", "Tracked", "current_hub", "target_hub"]
@@ -61,6 +68,7 @@ class Hub:
         "_loop",
         "_recovering",
         "_subscribing",
+        "_tracker",
         "histories",
         "layer",
         "limit_stats",
@@ -95,6 +103,7 @@ class Hub:
         self.histories: dict[str, HistoryPolicy] = {}
         self._recovering: set[asyncio.Task[None]] = set()
         self._gaps: dict[str, list[Tracked]] = {}
+        self._tracker: PresenceTracker | None = None  # made for the first presence group
         layer.bind(self.registry)
         layer.on_recovery(self._layer_recovered)
         _alive.add(self)
@@ -112,12 +121,22 @@ class Hub:
         if len(_alive) > 1:
             _current.set(self)
 
-    async def join(self, group: str, member: Member, history: HistoryPolicy | None = None) -> None:
+    async def join(
+        self,
+        group: str,
+        member: Member,
+        history: HistoryPolicy | None = None,
+        presence: PresencePolicy | None = None,
+        *,
+        user: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         """Add `member` to `group`; returns once the process receives the group's frames.
 
         For a history group the member (a `Tracked` one) also gets, once it is open,
         what it asked to recover (`$since`) or the newest `history.on_join` frames;
-        live frames published meanwhile follow the replay, none twice.
+        live frames published meanwhile follow the replay, none twice. For a presence
+        group it is recorded as present (`user`, `meta`) in every process's view.
 
         Raises:
             LimitExceededError: `member` is in `max_groups` groups already (not `group`).
@@ -142,6 +161,31 @@ class Hub:
             since = cursor.since.pop(group, None)
             read = await self._read(group, history, since.offset if since else None)
             cursor.settle(group, read, since, announce=since is not None)
+        if presence is not None:
+            entry = PresenceEntry(member.id, user, time.time(), meta or {})
+            await self.tracker.join(group, presence, entry)
+
+    @property
+    def tracker(self) -> PresenceTracker:
+        """Who is present in this app's presence groups (made on first use).
+
+        Raises:
+            ConfigurationError: the layer keeps no presence.
+        """
+        if self._tracker is None:
+            self._tracker = PresenceTracker(self.layer, self._publish_plain)
+        return self._tracker
+
+    async def _publish_plain(self, group: str, frame: str) -> None:
+        await self.publish(group, frame)
+
+    async def presence(self, group: str) -> list[PresenceInfo]:
+        """Every member present in `group`, in every process, oldest first."""
+        return await self.tracker.list(group)
+
+    async def presence_stats(self, group: str) -> PresenceStats:
+        """How many connections and distinct users are present in `group`."""
+        return await self.tracker.stats(group)
 
     async def _read(
         self, group: str, policy: HistoryPolicy, since: int | None
@@ -190,11 +234,16 @@ class Hub:
         """Remove `member` from `group`; no error if it was not a member."""
         if group in self.histories and isinstance(member, Tracked):
             member.cursor.forget(group)
+        if self._tracker is not None:
+            await self._tracker.leave(group, member.id)
         if self.registry.discard(group, member):
             await self._unsubscribe(group)
 
     async def leave_all(self, member: Member) -> None:
         """Remove `member` from every group (its teardown)."""
+        if self._tracker is not None:
+            for group in self.registry.groups_of(member):
+                await self._tracker.leave(group, member.id)
         for group in self.registry.discard_all(member):
             await self._unsubscribe(group)
 
@@ -312,6 +361,8 @@ class Hub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._tracker is not None:
+            await self._tracker.stop()
         await self.registry.close()
         await self.layer.stop()
 

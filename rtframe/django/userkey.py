@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from .._scope import USER_SCOPE_KEY
 from ..connection import Connection
 
 #: Where `get_user` leaves the logged-in user's primary key, in the connection's scope.
-USER_KEY = "rtframe.django.user_key"
+USER_KEY = USER_SCOPE_KEY
 
 
 def user_key(conn: Connection) -> str | None:
