@@ -4,12 +4,15 @@
                             [--drain-window 10] [uvicorn's usual flags]
     rtframe asyncapi module:attr [-o FILE] [--yaml] [--server-host HOST] [--server-protocol wss]
     rtframe docs serve module:attr [--host 127.0.0.1] [--port 8000]
+    rtframe client-types module:attr [-o FILE.ts] [--modelina DIR]
 
 `module:attr` names a RealtimeApp, or the ASGI application returned by `mount_beside`
 (or any object whose `.app` chain leads to one). The current directory is importable, as
 with uvicorn. `run` is uvicorn with a graceful drain on SIGTERM (`rtframe.run`; needs the
 `server` extra); the other commands read only the app's public description
-(`app.describe()`), taken once the app is imported.
+(`app.describe()`), taken once the app is imported. `client-types` writes TypeScript
+declarations of the messages, made from the AsyncAPI document by Modelina through Node.js
+(`rtframe.asyncapi.typescript`).
 """
 
 from __future__ import annotations
@@ -64,6 +67,19 @@ def _asyncapi(args: argparse.Namespace) -> int:
         pathname=args.server_pathname,
     )
     text = _dump(document, args.yaml)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    return 0
+
+
+def _client_types(args: argparse.Namespace) -> int:
+    from .asyncapi.typescript import typescript
+
+    app = load_app(args.app)
+    text = typescript(generate(app.describe()), modelina_dir=args.modelina)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -278,6 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--server-protocol", choices=("ws", "wss"), default="ws")
     doc.add_argument("--server-pathname", default=None, help="path prefix the app is served under")
     doc.set_defaults(run=_asyncapi)
+
+    types = commands.add_parser(
+        "client-types",
+        help="write TypeScript declarations of an app's messages (Modelina, needs Node.js)",
+        description="Generate TypeScript interfaces of every message of module:attr, and per "
+        "route the unions of the frames the server sends and accepts, from its AsyncAPI "
+        "document with @asyncapi/modelina run by Node.js. Nothing is downloaded: install "
+        "the package first (npm ci --prefix tools/modelina).",
+    )
+    types.add_argument("app", help="module:attr of a RealtimeApp (or of mount_beside's result)")
+    types.add_argument("-o", "--output", help="write to this file instead of standard output")
+    types.add_argument(
+        "--modelina",
+        metavar="DIR",
+        help="a directory whose node_modules holds @asyncapi/modelina (default: "
+        "$RTFRAME_MODELINA, else tools/modelina here or in the rtframe checkout)",
+    )
+    types.set_defaults(run=_client_types)
 
     docs = commands.add_parser("docs", help="documentation tools")
     docs_commands = docs.add_subparsers(dest="docs_command", required=True)

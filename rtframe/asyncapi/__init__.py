@@ -4,7 +4,9 @@
   reads only `app.describe()` (`rtframe.description`), so an `AppDescription` works too;
 - `sends(...)` declares messages a handler pushes outside its return value;
 - `render_page(document)` is the offline HTML page; `rtframe.asyncapi.serve.serve(app)`
-  adds both to the app.
+  adds both to the app;
+- `rtframe.asyncapi.typescript.typescript(document)` writes TypeScript declarations of
+  the messages with Modelina (`rtframe client-types`).
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ from typing import Any
 from ..description import AppDescription
 from ..exceptions import ConfigurationError
 from . import docstrings, names
-from .operations import ChannelPlan, OperationPlan, Payload
 from .parameters import channel_parameters, param_doc
 from .payloads import MISSING, SCHEMAS, json_default
+from .plans import ChannelPlan, OperationPlan, Payload
 from .schema import (
     ASYNCAPI_VERSION,
     WS_BINDING_VERSION,

@@ -33,6 +33,7 @@ from typing import Literal, Protocol
 
 from ..description import AppDescription
 from ..exceptions import ConfigurationError
+from .control import add_positions
 from .document import assemble
 from .operations import Collector
 from .payloads import generate_schemas
@@ -94,6 +95,7 @@ def generate(
     collector = Collector(description)
     channels = collector.collect()
     schemas = generate_schemas(collector.payloads.values(), channels)
+    add_positions(collector.groups.values(), schemas)
     return assemble(description, channels, schemas, dict(servers))
 
 

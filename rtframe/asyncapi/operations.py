@@ -14,7 +14,9 @@ objects; it only decides which messages exist and which operations carry them:
   join group `g`; every route that reaches a group gets one `broadcast` operation listing
   what any route sends to it (`add_group_ops`, once every route is collected);
 - `@sends(...)` without a group is a `send` operation per message (handlers pushing the
-  same message share it); every route can send the error frame;
+  same message share it);
+- rtframe's own frames (errors, `$dropped`, `$reconnect`, heartbeat, `$gap`,
+  `$recovery`) and the `$since` query parameter come from `control`;
 - the security schemes of a route are those its handlers and their dependencies
   (transitively) declare; two declaring one name differently is a `ConfigurationError`.
 """
@@ -23,18 +25,15 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 from pydantic.json_schema import JsonSchemaMode
 
 from ..description import AppDescription, HandlerDescription, RouteDescription
 from ..exceptions import ConfigurationError
-from ..messages import DroppedNotice, ErrorFrame, ReconnectNotice
-from ..timing import HeartbeatPing, HeartbeatPong
-from . import docstrings, names
+from . import control, docstrings, names
 from .markers import declared_sends, security_schemes
-from .schema import Schema
+from .plans import ChannelPlan, GroupUse, OperationPlan, Payload, QueryField
 
 if TYPE_CHECKING:
     from ..groups import Group
@@ -50,71 +49,6 @@ __all__ = [
 ]
 
 
-@dataclass(eq=False)
-class Payload:
-    """One message type travelling in one direction; becomes one component message.
-
-    `key` and `schema` are filled when schemas are generated (`payloads.generate_schemas`).
-    """
-
-    annotation: Any
-    mode: JsonSchemaMode
-    binary: bool
-    hint: str  #: the message's name when its type is not a model
-    note: str | None = None  #: description when its type is not a model
-    key: str = ""
-    schema: Schema = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class OperationPlan:
-    """One operation of a channel, before its id and message references are known."""
-
-    verb: str  #: "receive", "send" or "broadcast": the id reads `<channel>.<verb>.<name>`
-    name: str | None  #: None: the key of its (first) message
-    action: Literal["send", "receive"]
-    payloads: list[Payload]
-    reply: list[Payload] = field(default_factory=list)
-    summary: str | None = None
-    description: str | None = None
-    handler: str | None = None
-    group: str | None = None
-
-
-@dataclass(eq=False)
-class QueryField:
-    """A query parameter of a channel; `schema` is filled when schemas are generated."""
-
-    name: str
-    annotation: Any
-    required: bool
-    default: Any
-    schema: Schema = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class ChannelPlan:
-    """One route: its channel id, the handlers it documents and its operations."""
-
-    route: RouteDescription
-    id: str
-    #: connect, receive (text sorted by message type name, then binary), disconnect
-    handlers: tuple[HandlerDescription, ...]
-    receive: tuple[HandlerDescription, ...]
-    ops: list[OperationPlan] = field(default_factory=list)
-    security: dict[str, dict[str, Any]] = field(default_factory=dict)
-    query: list[QueryField] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class GroupUse:
-    """What every route sends to one group, and which code sends it."""
-
-    group: Group
-    payloads: list[Payload] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-
-
 class Collector:
     """Collect the payloads and operations of every route of one app description."""
 
@@ -122,9 +56,6 @@ class Collector:
         self.description = description
         self.payloads: dict[tuple[Any, str, str | None], Payload] = {}
         self.groups: dict[str, GroupUse] = {}
-        self.error = self.payload(ErrorFrame, "serialization", hint="ErrorFrame")
-        self.dropped = self.payload(DroppedNotice, "serialization", hint="DroppedNotice")
-        self.reconnect = self.payload(ReconnectNotice, "serialization", hint="ReconnectNotice")
 
     def collect(self) -> list[ChannelPlan]:
         """Every route's channel plan, sorted by path, group operations included."""
@@ -165,88 +96,28 @@ class Collector:
                 self.declare(
                     channel, handler, declared.messages, declared.group, declared.description
                 )
-        channel.ops.append(
-            OperationPlan(
-                "send",
-                "error",
-                "send",
-                [self.error],
-                summary="Tell the sender its message could not be handled.",
-                description=(
-                    "Sent for a frame that is not JSON, does not match any message schema, "
-                    "has an unknown `type`, or whose handler failed or raised MessageError. "
-                    "The connection stays open."
-                ),
-            )
-        )
-        channel.ops.append(
-            OperationPlan(
-                "send",
-                "dropped",
-                "send",
-                [self.dropped],
-                summary="Tell a slow client how many frames it did not get.",
-                description=(
-                    "Under the `drop_oldest` overflow policy, a client that reads more slowly "
-                    "than frames arrive loses the oldest queued ones; once its backlog is "
-                    "written it receives this notice with their number. (Under `close` it is "
-                    "closed with 4008 instead.)"
-                ),
-            )
-        )
-        channel.ops.append(
-            OperationPlan(
-                "send",
-                "reconnect",
-                "send",
-                [self.reconnect],
-                summary="Tell every client to reconnect: the server is draining.",
-                description=(
-                    "On a graceful shutdown (`rtframe run` got SIGTERM, or `app.drain()`) "
-                    "each client gets this notice with its own delay, then a close 1012 at "
-                    "about that time; reconnecting then reaches another server. A handshake "
-                    "made while the server drains is refused with HTTP 503 (or close 1013)."
-                ),
-            )
-        )
-        if route.heartbeat is not None:
-            channel.ops += self.heartbeat_ops(route)
+        channel.groups = self.reached(every)
+        channel.ops += control.common_ops(self.payload, route)
+        channel.ops += control.group_ops(self.payload, channel.groups.values())
         channel.security = self.security(route, every)
         channel.query = [
             QueryField(q.name, q.annotation, q.required, q.default) for q in route.query_params
         ]
+        since = control.since_query(channel.groups.values())
+        if since is not None:
+            channel.query.append(since)
         return channel
 
-    def heartbeat_ops(self, route: RouteDescription) -> list[OperationPlan]:
-        """The heartbeat in both directions (`rtframe.timing`)."""
-        assert route.heartbeat is not None
-        every, wait = route.heartbeat.interval, route.heartbeat.timeout
-        ping = self.payload(HeartbeatPing, "serialization", hint="HeartbeatPing")
-        pong = self.payload(HeartbeatPong, "serialization", hint="HeartbeatPong")
-        return [
-            OperationPlan(
-                "send",
-                "heartbeat",
-                "send",
-                [ping],
-                reply=[pong],
-                summary=f"Ping the client every {every:g} s; it must answer.",
-                description=(
-                    f"The client answers with `$pong` (any frame counts) within {wait:g} s, "
-                    "or the server closes the connection with 4002 and removes it from its "
-                    f"groups. A client that hears nothing for {every + wait:g} s may take the "
-                    "server for gone and reconnect."
-                ),
-            ),
-            OperationPlan(
-                "receive",
-                "heartbeat",
-                "receive",
-                [ping],
-                reply=[pong],
-                summary="Answer a client's ping with a pong.",
-            ),
-        ]
+    def reached(self, handlers: Iterable[HandlerDescription]) -> dict[str, Group]:
+        """The groups `handlers` broadcast to or declare sends to, sorted by template."""
+        found: dict[str, Group] = {}
+        for handler in handlers:
+            if handler.broadcast is not None:
+                found.setdefault(handler.broadcast.template, handler.broadcast)
+            for declared in declared_sends(handler.fn):
+                if declared.group is not None:
+                    found.setdefault(declared.group.template, declared.group)
+        return dict(sorted(found.items()))
 
     def receive_op(self, handler: HandlerDescription) -> OperationPlan:
         name = names.fn_name(handler.fn)
@@ -339,15 +210,23 @@ class Collector:
 
     def add_group_ops(self, channel: ChannelPlan) -> None:
         """One `broadcast` operation per group the route's handlers broadcast (or declare) to."""
-        reached: list[str] = []
-        for handler in channel.handlers:
-            if handler.broadcast is not None:
-                reached.append(handler.broadcast.template)
-            reached += [s.group.template for s in declared_sends(handler.fn) if s.group]
-        slugs = names.unique([names.slug(t, keep=".-") for t in sorted(set(reached))])
-        for template, slug in zip(sorted(set(reached)), slugs, strict=True):
+        templates = list(channel.groups)
+        slugs = names.unique([names.slug(t, keep=".-") for t in templates])
+        for template, slug in zip(templates, slugs, strict=True):
             use = self.groups[template]
             sources = ", ".join(dict.fromkeys(use.sources))
+            description = (
+                f"Every connection in group `{template}` receives these messages, "
+                f"whichever route it connected to. Sent by: {sources}."
+            )
+            history = control.history_of(use.group)
+            if history is not None:
+                description += (
+                    f" The group keeps its last {history.size} messages for {history.ttl:g} s "
+                    f"after its last one: each carries `{control.POSITION_MEMBER}`, its "
+                    "position, and a client that reconnects with `$since` gets what it "
+                    "missed (`$recovery`)."
+                )
             channel.ops.append(
                 OperationPlan(
                     "broadcast",
@@ -355,10 +234,7 @@ class Collector:
                     "send",
                     list(dict.fromkeys(use.payloads)),
                     summary=f"Broadcast to the members of group `{template}`.",
-                    description=(
-                        f"Every connection in group `{template}` receives these messages, "
-                        f"whichever route it connected to. Sent by: {sources}."
-                    ),
+                    description=description,
                     group=template,
                 )
             )

@@ -30,7 +30,7 @@ from pydantic_core import to_jsonable_python
 from ..exceptions import ConfigurationError
 from . import names
 from .draft07 import to_draft07
-from .operations import ChannelPlan, Payload
+from .plans import ChannelPlan, Payload
 from .schema import Schema
 
 __all__ = ["MISSING", "SCHEMAS", "generate_schemas", "json_default"]
@@ -60,6 +60,8 @@ def generate_schemas(
     queries = []
     for channel in channels:
         for query in channel.query:
+            if query.schema:
+                continue  # written out already (rtframe's own `$since`)
             queries.append((len(inputs), query))
             inputs.append((len(inputs), "validation", TypeAdapter(query.annotation)))
     results, defs = _json_schemas(inputs)

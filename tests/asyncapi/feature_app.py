@@ -11,10 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rtframe import Connection, Depends, Group, Heartbeat, RealtimeApp, Reject, WebSocketRouter
 from rtframe.asyncapi import sends
+from rtframe.history import HistoryPolicy
 
 ws = WebSocketRouter()
 rooms = Group("room.{room_id}")
-lobby = Group("lobby")
+# a history group: `$recovery`, `$since` and `$pos` on the lobby's channel
+lobby = Group("lobby", history=HistoryPolicy(size=100, ttl=60))
 
 BOARD = "/ws/rooms/{room_id:int}/board"
 LOBBY = "/ws/lobby"

@@ -104,9 +104,11 @@ def test_query_parameters_go_to_the_ws_binding(doc: dict[str, Any]) -> None:
             "bindingVersion": "0.1.0",
         }
     }
-    assert doc["channels"][LOBBY]["bindings"] == {
-        "ws": {"method": "GET", "bindingVersion": "0.1.0"}
-    }
+    # the lobby keeps history: its only query parameter is rtframe's own `$since`
+    # (tests/asyncapi/test_recovery_frames.py)
+    lobby = doc["channels"][LOBBY]["bindings"]["ws"]
+    assert list(lobby["query"]["properties"]) == ["$since"]
+    assert "required" not in lobby["query"]
 
 
 def test_channel_messages_hold_both_directions(doc: dict[str, Any]) -> None:
@@ -117,6 +119,7 @@ def test_channel_messages_hold_both_directions(doc: dict[str, Any]) -> None:
             "DroppedNotice",  # told to a slow client, on every channel
             "Draw",  # received
             "ErrorFrame",  # the error frame, on every channel
+            "GapNotice",  # told after a layer outage: rooms keep no history
             "HeartbeatPing",  # the heartbeat, both directions
             "HeartbeatPong",
             "Hello",  # declared with @sends on the connect handler
@@ -137,6 +140,7 @@ def test_channel_messages_hold_both_directions(doc: dict[str, Any]) -> None:
         "History",
         "HistoryReply",
         "ReconnectNotice",
+        "RecoveryNotice",  # the lobby keeps history
     ]
     assert list(channels[DOCS]["messages"]) == [
         "DroppedNotice",
@@ -168,6 +172,7 @@ def test_operations(doc: dict[str, Any]) -> None:
         f"{LOBBY}.send.dropped",
         f"{LOBBY}.send.error",
         f"{LOBBY}.send.reconnect",
+        f"{LOBBY}.send.recovery",
         f"{BOARD}.broadcast.room.room_id",
         f"{BOARD}.receive.Draw",
         f"{BOARD}.receive.Ping",
@@ -176,6 +181,7 @@ def test_operations(doc: dict[str, Any]) -> None:
         f"{BOARD}.send.Hello",
         f"{BOARD}.send.dropped",
         f"{BOARD}.send.error",
+        f"{BOARD}.send.gap",
         f"{BOARD}.send.heartbeat",
         f"{BOARD}.send.reconnect",
     ]
@@ -323,10 +329,12 @@ def test_schemas_are_hoisted_and_draft07(doc: dict[str, Any]) -> None:
         "Edit",
         "ErrorDetail",
         "ErrorFrame",
+        "GapNotice",
         "HeartbeatPing",
         "HeartbeatPong",
         "Hello",
         "History",
+        "HistoryPosition",  # the `$pos` member of messages to a history group
         "HistoryReply",
         "Joined",
         "Ping",
@@ -334,6 +342,7 @@ def test_schemas_are_hoisted_and_draft07(doc: dict[str, Any]) -> None:
         "Pong",
         "Receipt",
         "ReconnectNotice",
+        "RecoveryNotice",
         "Stroke",
         "UploadFrame",
     ]
