@@ -7,6 +7,7 @@ import typing as _typing
 from ._drain import DrainSummary
 from .app import RealtimeApp
 from .asyncapi import sends
+from .client_js import serve_client
 from .connection import CLOSE_SLOW_CONSUMER, Connection, ConnectionState, OverflowPolicy
 from .di import Depends
 from .exceptions import (
@@ -91,4 +92,5 @@ __all__ = [
     "__version__",
     "send_to_connection",
     "sends",
+    "serve_client",
 ]

@@ -96,7 +96,10 @@ async def test_the_page_is_served_by_the_app(chat_port: int) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.get(f"http://127.0.0.1:{chat_port}/")
     assert response.status_code == 200
-    assert "new WebSocket" in response.text
+    assert 'from "/rtframe/rtframe.js"' in response.text  # the page runs on the client
+    async with httpx.AsyncClient() as http:
+        client = await http.get(f"http://127.0.0.1:{chat_port}/rtframe/rtframe.js")
+    assert client.headers["content-type"] == "text/javascript; charset=utf-8"
 
 
 async def test_refused_and_unknown_handshakes_get_http_403(echo_port: int) -> None:

@@ -159,7 +159,7 @@ async def test_a_real_server_is_scraped() -> None:
     assert response.status_code == 200
     found = samples(response.text)
     assert found["rtframe_connections", ()] == 1
-    assert found["rtframe_groups", ()] == 1
+    assert found["rtframe_groups", ()] == 2  # the room, and its arrivals and departures
     assert found["rtframe_connections_accepted_total", ()] == 1
     assert found["rtframe_error_frames_total", (("code", "invalid_json"),)] == 1
     assert found["rtframe_messages_received_total", (("route", "/ws/chat/{room}"),)] == 1

@@ -49,7 +49,9 @@ def app_with_refusals() -> RealtimeApp:
         await conn.accept()
 
     @ws.route("/dependency")
-    async def dependency(conn: Connection, value: Annotated[str, Depends(broken_dependency)]) -> None:
+    async def dependency(
+        conn: Connection, value: Annotated[str, Depends(broken_dependency)]
+    ) -> None:
         await conn.accept()
 
     return RealtimeApp([ws])
@@ -161,6 +163,9 @@ class Recorder:
         self.frames: list[str | bytes] = []
 
     def deliver(self, data: str | bytes) -> None:
+        self.frames.append(data)
+
+    def deliver_at(self, group: str, position: tuple[str, int], data: str | bytes) -> None:
         self.frames.append(data)
 
 

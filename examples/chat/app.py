@@ -1,4 +1,8 @@
-"""A room chat: nicknames, join/leave notices, and a page served by the app itself.
+"""A room chat: nicknames, join/leave notices, recent history, and a page served by the app.
+
+The page (static/index.html) runs on `rtframe.js`, the browser client served at
+/rtframe/rtframe.js: it reconnects by itself, and a reconnecting page is sent every line
+it missed meanwhile (the room keeps its last 300 lines; a newcomer sees the last 50).
 
 Run it with one command from the repository root:
 
@@ -28,17 +32,29 @@ from rtframe import (
     Group,
     HTMLResponse,
     LayerUnavailableError,
+    PresenceNotice,
+    PresencePolicy,
     RealtimeApp,
     RedisLayer,
     Request,
     WebSocketRouter,
     sends,
 )
+from rtframe.client_js import serve_client
+from rtframe.history import HistoryPolicy
 from rtframe.limits import DEFAULT_RATE_LIMIT, NO_LIMITS
 
 logger = logging.getLogger(__name__)
 ws = WebSocketRouter()
-rooms = Group("chat.{room}")
+# What is said in a room is kept for an hour after its last line: a page that reconnects
+# gets the lines it missed, a newcomer the last 50. Arrivals and departures go to a group
+# of their own, without history: they are news only while they happen, and a reconnect
+# storm replaying them would cost thousands of frames per newcomer.
+rooms = Group("chat.{room}", history=HistoryPolicy(size=300, ttl=3600, on_join=50))
+crowds = Group("crowd.{room}")
+# Who has the room's page open, for its member list: pages ask for it (`?presence=true`),
+# scripts and load tests do not, and get no `$presence` frames they would have to skip.
+pages = Group("here.{room}", presence=PresencePolicy(events=True))
 
 ROOM = "/ws/chat/{room}"
 
@@ -119,7 +135,7 @@ class Crowd:
         parts += [f"{_names(left)} left"] if left else []
         notice = Notice(text="; ".join(parts), joined=joined, left=left)
         try:
-            await rooms.broadcast(notice, room=room)
+            await crowds.broadcast(notice, room=room)
         except LayerUnavailableError as exc:  # members on this server got it
             logger.warning("notice to room %r reached this server only: %s", room, exc)
 
@@ -135,18 +151,39 @@ crowd = Crowd()
 
 @ws.route(ROOM)
 @sends(Welcome)
-@sends(Notice, group=rooms)
-async def join(conn: Connection, room: str, nick: str = "guest") -> None:
+@sends(Notice, group=crowds)
+async def join(conn: Connection, room: str, nick: str = "guest", presence: bool = False) -> None:
     """Accept everyone; the nickname comes from the `nick` query parameter."""
     nick = nick.strip()[:32] or "guest"
     conn.state.nick = nick
+    conn.state.listed = presence
     # Join before accepting: once the handshake completes the socket is in the room in
     # every process (with the Redis layer, `add` returns when Redis confirmed the
-    # subscription), and a socket not open yet does not hear its own notice.
+    # subscription), and a socket not open yet does not hear its own notice. The room's
+    # missed (or latest) lines reach the page when the socket opens, before the welcome.
     await rooms.add(conn)
+    await crowds.add(conn)
+    if presence:
+        await pages.add(conn, user=nick)
     await crowd.announce(room, nick, joined=True)
     await conn.accept()
     await conn.send(Welcome(nick=nick, room=room))
+    if presence:
+        await send_member_list(conn, room)
+
+
+async def send_member_list(conn: Connection, room: str) -> None:
+    """Everyone on the page now, as one `$presence` frame; its events keep it current.
+
+    rtframe.js starts each connection with empty lists and applies `$presence` frames as
+    they come, so one whose `joined` holds everyone is the whole list.
+    """
+    try:
+        here = await pages.present(room=room)
+    except LayerUnavailableError as exc:
+        logger.warning("no member list for %r in room %r: %s", conn, room, exc)
+        return
+    await conn.send(PresenceNotice(group=pages.name(room=room), joined=here, left=[]))
 
 
 @ws.on_receive(ROOM)
@@ -160,13 +197,16 @@ async def say(msg: Say, conn: Connection) -> Said:
 @rooms.broadcast
 async def rename(msg: Rename, conn: Connection) -> Notice:
     old, conn.state.nick = conn.state.nick, msg.nick
+    if conn.state.listed:  # the member list shows the new name (a `$presence` event)
+        await pages.add(conn, user=msg.nick)
     return Notice(text=f"{old} is now {msg.nick}")
 
 
 @ws.on_disconnect(ROOM)
-@sends(Notice, group=rooms)
+@sends(Notice, group=crowds)
 async def leave(conn: Connection, room: str) -> None:
     await rooms.discard(conn)
+    await crowds.discard(conn)
     await crowd.announce(room, conn.state.nick, joined=False)
 
 
@@ -199,6 +239,9 @@ except ModuleNotFoundError:  # pragma: no cover - installed with rtframe[metrics
     logging.getLogger("chat").info("no /metrics: pip install 'rtframe[metrics]'")
 else:
     serve_metrics(app)
+
+# The browser client, at /rtframe/rtframe.js (rtframe.client_js).
+serve_client(app)
 
 PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 

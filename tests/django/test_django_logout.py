@@ -24,7 +24,14 @@ from django.test import override_settings
 from pydantic import BaseModel
 
 import rtframe.django as rd
-from rtframe import Connection, LayerUnavailableError, RealtimeApp, RedisLayer, WebSocketRouter
+from rtframe import (
+    Connection,
+    HistoryPolicy,
+    LayerUnavailableError,
+    RealtimeApp,
+    RedisLayer,
+    WebSocketRouter,
+)
 from rtframe.django.logout import CONTROL_GROUP
 from rtframe.layers.memory import InMemoryLayer
 from rtframe.testing import TestClient
@@ -373,7 +380,9 @@ class DownLayer(InMemoryLayer):
     async def subscribe(self, channel: str) -> None:
         raise LayerUnavailableError("the backend is down")
 
-    async def publish(self, channel: str, data: str | bytes) -> None:
+    async def publish(
+        self, channel: str, data: str | bytes, history: HistoryPolicy | None = None
+    ) -> None:
         raise LayerUnavailableError("the backend is down")
 
 

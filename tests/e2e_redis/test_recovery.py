@@ -115,8 +115,9 @@ async def test_history_members_are_told_when_redis_lost_the_history(
             connect(f"ws://127.0.0.1:{port_b}/kept/r") as member,
         ):
             await send_through_outage(sender, volatile_redis)
-            _, got = await asyncio.gather(drain(sender), drain(member))
-    epochs = []
+            results = await asyncio.gather(drain(sender), drain(member))
+            got = results[1]
+    epochs: list[str] = []
     for f in stamped(got):
         if not epochs or epochs[-1] != f["$pos"]["epoch"]:
             epochs.append(f["$pos"]["epoch"])
@@ -140,7 +141,8 @@ async def test_plain_group_members_get_a_gap_notice_after_an_outage(
             connect(f"ws://127.0.0.1:{port_b}/plain/r") as member,
         ):
             await send_through_outage(sender, volatile_redis)
-            _, got = await asyncio.gather(drain(sender), drain(member))
+            results = await asyncio.gather(drain(sender), drain(member))
+            got = results[1]
     gaps = [f for f in got if f.get("type") == "$gap"]
     assert gaps and gaps[0] == {"type": "$gap", "group": "plain.r", "reason": "layer_outage"}
 

@@ -11,13 +11,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from rtframe import Connection, Group, Reject, WebSocketRouter
+from rtframe import Connection, Group, HistoryPolicy, Reject, WebSocketRouter
+from rtframe.client_js import serve_client
 from rtframe.django import LoginRequired, VerifiedUser, create_app, database_sync_to_async
 
 from .models import Message, Room
 
 ws = WebSocketRouter()
-rooms = Group("chat.{room}")  # one group per room, named from the path parameter
+# One group per room, named from the path parameter. It keeps its last 300 messages for
+# 10 minutes, so a page that reconnects (rtframe.js does it by itself) gets what it
+# missed; the page renders older messages from the database.
+rooms = Group("chat.{room}", history=HistoryPolicy(size=300, ttl=600))
 
 
 class Say(BaseModel):
@@ -66,8 +70,10 @@ async def join(conn: Connection, room: str, user: LoginRequired) -> None:
     """Runs on the handshake. `LoginRequired` already refused anonymous visitors."""
     if not await room_exists(room):
         raise Reject(4404, f"no room {room!r}")
-    await conn.accept()
+    # join first: an open socket is already in its room, so nothing sent meanwhile
+    # misses it (and a reconnecting page's missed messages are replayed after accept)
     await rooms.add(conn)  # joins "chat.<room>"; left automatically on disconnect
+    await conn.accept()
 
 
 @ws.on_receive("/ws/chat/{room}")
@@ -79,6 +85,7 @@ async def say(msg: Say, room: str, user: VerifiedUser) -> Said:
 
 
 app = create_app([ws])  # layer and limits come from settings.RTFRAME
+serve_client(app)  # the browser client the room page imports: /rtframe/rtframe.js
 
 # Prometheus metrics at /metrics, served beside Django (rtframe.metrics; the `metrics` extra).
 try:
