@@ -106,11 +106,17 @@ async def stamped(conn: Connection) -> None:
 
 @ws.route("/ws/dropped")
 async def dropped(conn: Connection) -> None:
-    """A stamped frame then `$dropped`: the client should come back with `$since`."""
+    """Frames 7 and 11 then `$dropped` (8-10 were dropped, as under drop_oldest): the
+    client should come back with `$since` at 7, the last offset it has every frame up to."""
     if _count("dropped", conn) == 1:
         await conn.accept()
         await conn.send(_stamped(1, 7))
+        await conn.send(_stamped(1, 11))
         await conn.send({"type": "$dropped", "count": 3})
+    else:  # the replay after $since 7, then a live frame
+        await conn.accept()
+        for offset in (8, 9, 10, 11, 12):
+            await conn.send(_stamped(2, offset))
 
 
 @ws.route("/ws/drain")

@@ -410,6 +410,11 @@ async def test_dropped_frames_are_recovered_by_reconnecting(browser: Browser, se
     assert again["attempt"] == 0  # a reconnect the client chose is no failure
     since = (await server_saw(server))["since"]["dropped"]
     assert json.loads(since[-1]) == {"g": {"epoch": "e1", "offset": 7}}
+    # the replay fills the gap; 11, shown before the gap was filled, is not shown twice
+    await wait_for(page, "seen.filter(e => e.on === '*').length === 6")
+    ticks = [e["$pos"]["offset"] for e in await seen(page, "*")]
+    assert ticks == [7, 11, 8, 9, 10, 12]
+    assert await page.evaluate("rt.positions()") == {"g": {"epoch": "e1", "offset": 12}}
 
 
 async def test_a_restart_notice_is_followed_even_if_the_server_never_closes(

@@ -128,7 +128,8 @@ export class Client {
     this.attempt = 0; // failed or ended connections since the last healthy one
     this.stats = { reconnects: 0, overflowed: 0, invalidFrames: 0 };
     this._handlers = new Map();
-    this._positions = new Map(); // group -> {epoch, offset}
+    this._positions = new Map(); // group -> {epoch, offset}: every frame up to it arrived
+    this._ahead = new Map(); // group -> offsets that arrived past a gap
     this._presence = new Map(); // group -> Map(id -> entry)
     this._buffer = [];
     this._closeInfo = null; // why the client itself is closing the socket
@@ -208,8 +209,8 @@ export class Client {
   /** Forget the position of `group` (or of every group): the next connection joins it
    * without `$since`, and so gets the group's newest messages (`on_join`) instead. */
   forget(group) {
-    if (group === undefined) this._positions.clear();
-    else this._positions.delete(group);
+    if (group === undefined) { this._positions.clear(); this._ahead.clear(); }
+    else { this._positions.delete(group); this._ahead.delete(group); }
   }
 
   /** The members present in `group`, as the last `$presence` frames described them. */
@@ -428,7 +429,7 @@ export class Client {
     }
     if (type === "$pong") return;
     const pos = msg.$pos;
-    if (pos && typeof pos.group === "string") this._remember(pos.group, pos);
+    if (pos && typeof pos.group === "string" && !this._take(pos.group, pos)) return;
     if (type.startsWith("$")) this._control(type, msg);
     this._emit(type, msg);
     if (!type.startsWith("$")) this._emit("*", msg);
@@ -437,6 +438,7 @@ export class Client {
   _control(type, msg) {
     if (type === "$recovery" && !msg.recovered && typeof msg.group === "string") {
       // nothing was replayed: carry on from where the group is now (the page resyncs)
+      this._ahead.delete(msg.group);
       this._remember(msg.group, msg);
     } else if (type === "$dropped" && this._positions.size) {
       // frames were dropped while we were too slow: a reconnect with $since replays them
@@ -453,6 +455,33 @@ export class Client {
       for (const id of msg.left || []) members.delete(id);
       for (const entry of msg.joined || []) members.set(entry.id, entry);
     }
+  }
+
+  // A history frame: false when it was handed over already. The position kept for
+  // `$since` is the last one up to which every frame arrived; frames past a gap (the
+  // server dropped some while we were slow) are shown and remembered, so the replay
+  // that fills the gap after a reconnect does not show them twice.
+  _take(group, pos) {
+    const last = this._positions.get(group);
+    const { epoch, offset } = pos;
+    if (!last || last.epoch !== epoch || !Number.isInteger(offset)) {
+      this._ahead.delete(group);
+      this._remember(group, pos);
+      return true;
+    }
+    const ahead = this._ahead.get(group);
+    if (offset <= last.offset || (ahead && ahead.has(offset))) return false;
+    if (offset === last.offset + 1) {
+      let next = offset;
+      while (ahead && ahead.delete(next + 1)) next += 1;
+      if (ahead && ahead.size === 0) this._ahead.delete(group);
+      this._remember(group, { epoch, offset: next });
+    } else if (ahead) {
+      ahead.add(offset);
+    } else {
+      this._ahead.set(group, new Set([offset]));
+    }
+    return true;
   }
 
   _remember(group, { epoch, offset }) {
