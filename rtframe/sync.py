@@ -24,6 +24,7 @@ from .layers.base import Layer
 
 if TYPE_CHECKING:
     from .groups import Group
+    from .layers.base import HistoryPolicy, Position
     from .layers.redis.sync import SyncPublisher
 
 __all__ = ["SyncPublisher", "broadcast_sync", "send_to_connection_sync"]
@@ -50,11 +51,14 @@ def broadcast_sync(
     *,
     app: HasLayer | None = None,
     layer: Layer | None = None,
+    history: HistoryPolicy | None = None,
     **params: Any,
-) -> None:
+) -> Position | None:
     """Broadcast to every member of a group, in every process, from sync code.
 
-    `group` is a `Group` (filled from `params`) or a group name.
+    `group` is a `Group` (filled from `params`) or a group name. A group that keeps
+    history (`history`, by default the `Group`'s own policy; give it for a group named
+    by a string) gets the message appended to it, and its position is returned.
 
     Raises:
         RtframeError: neither `app` nor `layer` given and no single app to use.
@@ -62,7 +66,7 @@ def broadcast_sync(
         LayerUnavailableError: Redis is unreachable.
         LayerBusyError: every pooled connection stayed taken.
     """
-    _publisher(app, layer).broadcast(group, message, **params)
+    return _publisher(app, layer).broadcast(group, message, history, **params)
 
 
 def send_to_connection_sync(

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from rtframe.layers.base import Layer
+from rtframe.layers.base import Layer, Position
 from rtframe.layers.memory import InMemoryLayer
 from rtframe.layers.redis import RedisLayer
 
@@ -34,11 +34,16 @@ class Recorder:
 
     def __init__(self) -> None:
         self.groups: list[tuple[str, str | bytes]] = []
+        #: the position each group frame came with (None: not a history frame)
+        self.positions: list[Position | None] = []
         self.direct: list[tuple[str, str | bytes]] = []
         self.members: set[str] = set()  #: ids deliver_direct accepts
 
-    def deliver_group(self, channel: str, data: str | bytes) -> None:
+    def deliver_group(
+        self, channel: str, data: str | bytes, position: Position | None = None
+    ) -> None:
         self.groups.append((channel, data))
+        self.positions.append(position)
 
     def deliver_direct(self, member_id: str, data: str | bytes) -> bool:
         if member_id not in self.members:

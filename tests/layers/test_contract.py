@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from rtframe import ConfigurationError, Connection, Group, LayerError, RealtimeApp, WebSocketRouter
-from rtframe.layers.base import Layer
+from rtframe.layers.base import HistoryPolicy, HistorySlice, Layer, Position
 from rtframe.testing import TestClient
 
 from .conftest import LayerFactory, Layers, Recorder, recorder_of
@@ -170,6 +170,135 @@ async def test_an_id_the_layer_could_not_have_made_is_an_error(processes: Layers
     a = await processes.started()
     with pytest.raises(LayerError, match="not a member id"):
         await a.send_direct("0123456789abcdef", "x")
+
+
+# -- history: every layer keeps the same semantics (memory is the reference) -----------
+
+#: short lifetimes, so what the tests write to the shared Redis goes away by itself
+KEEP = HistoryPolicy(size=5, ttl=30, meta_ttl=60)
+
+
+async def test_history_positions_grow_by_one_in_one_epoch(layers: Layers) -> None:
+    layer = await layers.started()
+    positions = [await layer.publish("room.h", f'{{"n":{i}}}', KEEP) for i in range(4)]
+    assert [p.offset for p in positions if p] == [1, 2, 3, 4]
+    assert len({p.epoch for p in positions if p}) == 1
+    other = await layer.publish("room.other", "{}", KEEP)  # each channel counts on its own
+    assert other is not None and other.offset == 1
+
+
+async def test_history_after_a_position_is_exactly_the_missed_frames(layers: Layers) -> None:
+    layer = await layers.started()
+    first = await layer.publish("room.h", '{"n":1}', KEEP)
+    assert first is not None
+    for i in range(2, 5):
+        await layer.publish("room.h", f'{{"n":{i}}}', KEEP)
+    read = await layer.history("room.h", KEEP, 2, 0)
+    assert read == HistorySlice(first.epoch, 4, [(3, '{"n":3}'), (4, '{"n":4}')])
+    assert read.covers(Position(first.epoch, 2))
+    assert not read.covers(Position("another", 2))
+    # missed nothing: nothing to replay, still recovered
+    nothing = await layer.history("room.h", KEEP, 4, 0)
+    assert nothing.frames == [] and nothing.covers(Position(first.epoch, 4))
+    # ahead of the group (a position it never gave out): not recoverable
+    ahead = await layer.history("room.h", KEEP, 9, 0)
+    assert ahead.frames == [] and not ahead.covers(Position(first.epoch, 9))
+
+
+async def test_history_without_a_position_gives_the_newest_frames(layers: Layers) -> None:
+    layer = await layers.started()
+    for i in range(1, 5):
+        await layer.publish("room.h", f'{{"n":{i}}}', KEEP)
+    newest = await layer.history("room.h", KEEP, None, 2)
+    assert newest.offset == 4 and newest.frames == [(3, '{"n":3}'), (4, '{"n":4}')]
+    assert (await layer.history("room.h", KEEP, None, 0)).frames == []
+    assert len((await layer.history("room.h", KEEP, None, 50)).frames) == 4
+
+
+async def test_history_is_trimmed_to_its_size(layers: Layers) -> None:
+    layer = await layers.started()
+    for i in range(1, 9):
+        await layer.publish("room.h", f'{{"n":{i}}}', KEEP)
+    read = await layer.history("room.h", KEEP, 0, 0)
+    assert [offset for offset, _ in read.frames] == [4, 5, 6, 7, 8]  # the last `size`
+    assert not read.covers(Position(read.epoch, 2))  # 3 was trimmed: never partial
+    assert read.covers(Position(read.epoch, 3))
+
+
+async def test_reading_a_new_channel_starts_the_epoch_publishes_continue(layers: Layers) -> None:
+    layer = await layers.started()
+    read = await layer.history("room.new", KEEP, None, 10)
+    assert read.offset == 0 and read.frames == [] and read.epoch
+    assert read.covers(Position(read.epoch, 0))
+    assert await layer.publish("room.new", "{}", KEEP) == Position(read.epoch, 1)
+
+
+async def test_frames_expire_after_ttl_but_the_position_is_kept(layers: Layers) -> None:
+    short = HistoryPolicy(size=5, ttl=0.2, meta_ttl=60)
+    layer = await layers.started()
+    await layer.publish("room.h", '{"n":1}', short)
+    last = await layer.publish("room.h", '{"n":2}', short)
+    assert last is not None
+    await asyncio.sleep(0.4)
+    read = await layer.history("room.h", short, 1, 0)
+    assert read.position == last and read.frames == []
+    assert read.covers(last)  # a client that missed nothing is still told so
+    assert not read.covers(Position(last.epoch, 1))  # one that missed 2 cannot be recovered
+    assert await layer.publish("room.h", "{}", short) == Position(last.epoch, 3)
+
+
+async def test_a_new_epoch_starts_when_the_position_expired(layers: Layers) -> None:
+    short = HistoryPolicy(size=5, ttl=0.1, meta_ttl=0.2)
+    layer = await layers.started()
+    old = await layer.publish("room.h", '{"n":1}', short)
+    assert old is not None
+    await asyncio.sleep(0.4)
+    new = await layer.publish("room.h", '{"n":2}', short)
+    assert new is not None and new.epoch != old.epoch and new.offset == 1
+    read = await layer.history("room.h", short, 0, 0)
+    assert read.frames == [(1, '{"n":2}')]  # nothing of the old epoch
+    assert not read.covers(old)
+
+
+async def test_history_frames_are_text(layers: Layers) -> None:
+    layer = await layers.started()
+    with pytest.raises(TypeError, match="text frames only"):
+        await layer.publish("room.h", b"{}", KEEP)
+
+
+async def test_other_processes_receive_history_frames_with_their_positions(
+    processes: Layers,
+) -> None:
+    a, b, c = [await processes.started() for _ in range(3)]
+    await b.subscribe("room.h")
+    await a.subscribe("room.h")
+    await a.publish("room.h", '{"plain":true}')  # the same channel without history
+    sent = [await a.publish("room.h", f'{{"n":{i}}}', KEEP) for i in range(3)]
+    sent += [await c.publish("room.h", '{"from":"c"}', KEEP)]  # one sequence for all
+    frames = await recorder_of(b).wait_groups(5)
+    assert [f for _, f in frames] == ['{"plain":true}', '{"n":0}', '{"n":1}', '{"n":2}',
+                                      '{"from":"c"}']  # fmt: skip
+    assert recorder_of(b).positions == [None, *sent]
+    assert [p.offset for p in sent if p] == [1, 2, 3, 4]
+    # the publisher's own frames are not echoed; c's reach a with its position
+    assert await recorder_of(a).wait_groups(1) == [("room.h", '{"from":"c"}')]
+    assert recorder_of(a).positions == [sent[3]]
+    read = await b.history("room.h", KEEP, 0, 0)
+    assert sent[0] is not None and read.epoch == sent[0].epoch
+    assert [o for o, _ in read.frames] == [1, 2, 3, 4]
+
+
+async def test_concurrent_history_publishes_get_distinct_ordered_positions(
+    processes: Layers,
+) -> None:
+    a, b = await processes.started(), await processes.started()
+    await b.subscribe("room.h")
+    big = HistoryPolicy(size=300, ttl=30, meta_ttl=60)
+    sent = await asyncio.gather(*(a.publish("room.h", f'{{"n":{i}}}', big) for i in range(200)))
+    assert [p.offset for p in sent if p] == list(range(1, 201))  # in the order made
+    frames = await recorder_of(b).wait_groups(200)
+    assert [f for _, f in frames] == [f'{{"n":{i}}}' for i in range(200)]
+    assert recorder_of(b).positions == sent
 
 
 # -- through an app --------------------------------------------------------------------

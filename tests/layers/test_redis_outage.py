@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rtframe import LayerUnavailableError, RedisLayer
+from rtframe import LayerUnavailableError, Position, RedisLayer
 from rtframe.testing import TestClient
 
 from .conftest import Recorder
@@ -77,6 +77,10 @@ async def test_delivery_resumes_after_redis_is_killed_and_restarted(prefix: str)
                     await asyncio.wait_for(watch_b.up.wait(), 15)
                     assert a.available and b.available
 
+                    # every member is told it may have missed messages (no history here)
+                    for ws, group in ((wa, "room.x"), (wb, "room.x"), (wy, "room.y")):
+                        gap = {"type": "$gap", "group": group, "reason": "layer_outage"}
+                        assert await ws.receive_json() == gap
                     # ...and is subscribed once Redis is back, like the older group
                     await app_a.broadcast("room.x", '{"n":"back"}')
                     assert await wb.receive_json() == {"n": "back"}
@@ -104,6 +108,9 @@ async def test_a_layer_starts_while_redis_is_down_and_catches_up(prefix: str) ->
                 await asyncio.wait_for(watch_a.up.wait(), 15)
                 await asyncio.wait_for(watch_b.up.wait(), 15)
                 assert watch_a.down.is_set()  # starting without Redis is an outage too
+                gap = {"type": "$gap", "group": "room.x", "reason": "layer_outage"}
+                assert await wa.receive_json() == gap
+                assert await wb.receive_json() == gap
                 await app_b.broadcast("room.x", '{"n":1}')
                 assert await wa.receive_json() == {"n": 1}
                 assert await wb.receive_json() == {"n": 1}
@@ -206,10 +213,12 @@ async def test_a_receiver_that_raises_does_not_take_the_connection_down(
     redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Exploding(Recorder):
-        def deliver_group(self, channel: str, data: str | bytes) -> None:
+        def deliver_group(
+            self, channel: str, data: str | bytes, position: Position | None = None
+        ) -> None:
             if data == "boom":
                 raise RuntimeError("a bug in the receiver")
-            super().deliver_group(channel, data)
+            super().deliver_group(channel, data, position)
 
     caplog.set_level(logging.WARNING, logger="rtframe.layers.redis")
     a = RedisLayer(redis_url, prefix=prefix)

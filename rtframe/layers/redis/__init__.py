@@ -6,6 +6,7 @@ without it raises `ModuleNotFoundError` saying so. Modules:
 - `layer`: `RedisLayer`, the layer contract on Redis pub/sub (sharded on a cluster);
 - `publishing`: the publish path: which node, bounded waits, what a failure means;
 - `publisher`: one node's publishes, batched on one connection;
+- `history`: the history scripts (append and publish, read), their keys and replies;
 - `subscriber`: one subscriber connection per node, kept subscribed through outages;
 - `health`: outage and recovery hooks;
 - `wire`: channel names, payload format, connection settings;

@@ -54,22 +54,23 @@ def is_busy(exc: BaseException) -> bool:
     )
 
 
-def layer_error(exc: BaseException, target: str, *, where: str) -> LayerError:
-    """The rtframe error to raise for a failed publish of `target`.
+def layer_error(
+    exc: BaseException, target: str, *, where: str, doing: str = "publishing to"
+) -> LayerError:
+    """The rtframe error to raise for a failed command about `target` (a channel, a member).
 
-    `where` ends the sentence of an outage: who got the frame anyway (e.g. "only in this
-    process").
+    `doing` says what the command was for ("publishing to", "reading the history of");
+    `where` ends the sentence of an outage: what happened anyway (e.g. "reached only in
+    this process").
     """
     if is_busy(exc):
         return LayerBusyError(
-            f"every Redis connection is busy, so {target!r} was reached {where}: {exc}"
+            f"every Redis connection stayed busy {doing} {target!r} ({where}): {exc}"
         )
     if isinstance(exc, AuthenticationError):
-        return LayerError(f"Redis refused the layer's credentials publishing to {target!r}: {exc}")
+        return LayerError(f"Redis refused the layer's credentials {doing} {target!r}: {exc}")
     if isinstance(exc, UNAVAILABLE):
-        return LayerUnavailableError(
-            f"Redis is unreachable, so {target!r} was reached {where}: {exc}"
-        )
+        return LayerUnavailableError(f"Redis is unreachable {doing} {target!r} ({where}): {exc}")
     if isinstance(exc, RedisError):
-        return LayerError(f"Redis refused to publish to {target!r}: {exc}")
-    return LayerError(f"publishing to {target!r} failed: {exc!r}")
+        return LayerError(f"Redis refused {doing} {target!r}: {exc}")
+    return LayerError(f"{doing} {target!r} failed: {exc!r}")

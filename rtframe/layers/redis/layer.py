@@ -4,6 +4,8 @@ How it implements the layer contract (`rtframe.layers.base`):
 - `publish(channel, data)` is one PUBLISH (SPUBLISH on a Redis Cluster) of the frame to
   `<prefix>:g:<channel>`, whatever the group size; the app's registry serves this
   process's members, and every other subscribed process fans the frame out to its own.
+  With a `HistoryPolicy`, one Lua script in the same round trip appends the frame to
+  the group's history and publishes it with its position (`history`).
   Publishes share one connection per node, batched (`publisher`), so a burst of
   publishers never runs out of connections; the pipeline is bounded, and a publish that
   waited `busy_timeout` for room raises `LayerBusyError`, never an outage.
@@ -33,10 +35,12 @@ from redis.asyncio.retry import Retry
 from redis.exceptions import AuthenticationError, RedisError
 
 from ...exceptions import ConfigurationError, LayerError, LayerUnavailableError
-from ..base import Layer
+from ..base import HistoryPolicy, HistorySlice, Layer, Position, PresenceEntry
 from . import wire
 from .errors import UNAVAILABLE
 from .health import Health, Hook
+from .history import RedisHistory
+from .presence import RedisPresence
 from .publishing import Publishers
 from .stats import RedisStats
 from .subscriber import Subscriber
@@ -131,6 +135,8 @@ class RedisLayer(Layer):
             stats=self.stats,
         )
         self._send = self._publishing.send
+        self._history = RedisHistory(self._publishing, self.prefix, self._origin, self.cluster)
+        self._presence = RedisPresence(self.client, self.prefix)
         self._health = Health(self.stats)
         self._rebalancing: asyncio.Task[None] | None = None
         self._started = False
@@ -189,6 +195,7 @@ class RedisLayer(Layer):
         if self._started:
             return
         self._started = True
+        self._presence.start()
         if self.cluster:
             try:
                 await self._publishing.refresh_slots()
@@ -227,6 +234,7 @@ class RedisLayer(Layer):
                 await sub.stop()
             self._subscribers.clear()
             self._placement.clear()
+        await self._presence.stop()
         # publishes work without start() (the publisher connects on first use): always
         await self._publishing.stop()
         if self._owns_client:
@@ -238,8 +246,11 @@ class RedisLayer(Layer):
     def new_member_id(self) -> str:
         return f"{self.node_id}.{uuid.uuid4().hex}"
 
-    async def publish(self, channel: str, data: str | bytes) -> None:
-        """PUBLISH the frame once, for the other processes subscribed to `channel`.
+    async def publish(
+        self, channel: str, data: str | bytes, history: HistoryPolicy | None = None
+    ) -> Position | None:
+        """PUBLISH the frame once, for the other processes subscribed to `channel`; with
+        `history`, the history script instead (`history.RedisHistory.publish`).
 
         Raises:
             LayerUnavailableError: Redis is unreachable.
@@ -247,9 +258,18 @@ class RedisLayer(Layer):
                 `busy_timeout` (Redis is reachable; not an outage).
             LayerError: Redis refused the command.
         """
+        if history is not None:
+            return await self._history.publish(channel, data, history)
         await self._send(
             self._group_prefix + channel.encode(), wire.pack_group(self._origin, data), channel
         )
+        return None
+
+    async def history(
+        self, channel: str, policy: HistoryPolicy, since: int | None, limit: int
+    ) -> HistorySlice:
+        """One script reads the history (`history.RedisHistory.read`); errors as `publish`."""
+        return await self._history.read(channel, policy, since, limit)
 
     async def subscribe(self, channel: str) -> None:
         key = self._group_prefix + channel.encode()
@@ -301,6 +321,19 @@ class RedisLayer(Layer):
     def _unknown_target(self, member_id: str) -> None:
         self.stats.unknown_target += 1
         logger.warning("direct message to %r dropped: no such member in this process", member_id)
+
+    # presence lives in `presence`: scripts batched per group, refreshed every ttl/3
+    async def presence_add(self, channel: str, entry: PresenceEntry, ttl: float) -> None:
+        await self._presence.add(channel, entry, ttl)
+
+    async def presence_remove(self, channel: str, member_id: str) -> None:
+        await self._presence.remove(channel, member_id)
+
+    async def presence(self, channel: str) -> list[PresenceEntry]:
+        return await self._presence.read(channel)
+
+    async def presence_sweep(self, channel: str) -> list[str]:
+        return await self._presence.sweep(channel)
 
     def sync_publisher(self) -> SyncPublisher:
         """A publisher for sync code (views, commands, tasks) that shares this configuration.
@@ -378,6 +411,11 @@ class RedisLayer(Layer):
         try:
             name = self._names.get(channel)
             if name is not None:
+                if payload[:1] == wire.POSITIONED:
+                    origin, position, text = wire.unpack_positioned(payload)
+                    if origin != self._origin:  # as below
+                        self.receiver.deliver_group(name, text, position)
+                    return
                 origin, frame = wire.unpack_group(payload)
                 if origin != self._origin:  # the app served our own members when we published
                     self.receiver.deliver_group(name, frame)

@@ -1,4 +1,5 @@
-"""The publish path: every PUBLISH (SPUBLISH) to one Redis node rides one connection.
+"""The publish path: every PUBLISH (SPUBLISH) to one Redis node rides one connection,
+and so does any other command the layer pipelines (the history scripts).
 
 Publishing through a connection pool makes every concurrent publisher hold a connection
 of its own for a round trip, so a burst of publishers exhausts the pool (redis-py's
@@ -9,7 +10,9 @@ auto-batching pipeline on one dedicated connection.
 - `submit` appends the command to the pending batch and returns a future; it never
   waits. The writer task takes the whole batch when it is free, writes it in one go
   (one `send`), then reads the replies in order and resolves each caller's future with
-  None or the error for that command. Publishes made while a batch is on the wire form
+  the reply to that command, or its error. A command is a PUBLISH (packed here, the hot
+  path) or any single command the caller packed in RESP itself (`submit(None, packed)`,
+  e.g. an EVALSHA whose reply the caller wants). Publishes made while a batch is on the wire form
   the next batch: one round trip per loop turn, however many publishers there are.
 - Order: one connection, commands written in the order they were submitted, so frames
   one publisher sends to one channel keep their order (and across channels too).
@@ -26,6 +29,7 @@ auto-batching pipeline on one dedicated connection.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 
@@ -35,13 +39,14 @@ from redis.exceptions import RedisError, ResponseError
 
 from .stats import RedisStats
 
-__all__ = ["Publisher"]
+__all__ = ["Publisher", "Script", "pack_args", "pack_command"]
 
 logger = logging.getLogger("rtframe.layers.redis")
 
-#: What a caller's future resolves to: None once Redis acknowledged, else the error.
-Outcome = BaseException | None
-_Item = tuple[bytes, bytes, "asyncio.Future[Outcome]"]
+#: What a caller's future resolves to: the command's reply (a PUBLISH's is the number of
+#: subscribers that got it), or the error (an exception object, never raised).
+Outcome = object
+_Item = tuple[bytes | None, bytes, "asyncio.Future[Outcome]"]
 
 
 class Publisher:
@@ -52,7 +57,7 @@ class Publisher:
         connect: makes a new, unconnected connection.
         sharded: SPUBLISH (Redis Cluster sharded pub/sub) instead of PUBLISH.
         max_pending: commands that may wait for the writer; beyond it `full` is True.
-        stats: the layer's counters (`published`, `batches`).
+        stats: the layer's counters (`batches`).
     """
 
     __slots__ = (
@@ -102,8 +107,12 @@ class Publisher:
         """No room for another command: wait for `room` first."""
         return len(self._pending) >= self.max_pending
 
-    def submit(self, channel: bytes, payload: bytes) -> asyncio.Future[Outcome]:
-        """Queue one publish; the future says how it went. Never waits, never raises."""
+    def submit(self, channel: bytes | None, payload: bytes) -> asyncio.Future[Outcome]:
+        """Queue one command; the future gets its reply or error. Never waits, never raises.
+
+        With a `channel`, the command is PUBLISH `channel` `payload`; with None, `payload`
+        is one whole command already packed in RESP (`pack_command`).
+        """
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
             self._start(loop)
@@ -164,17 +173,15 @@ class Publisher:
         live = [item for item in batch if not item[2].done()]  # leave out cancelled callers
         if not live:
             return
-        answered = refused = 0
+        answered = 0
         try:
             conn = await self._connection()
             await conn.send_packed_command(self._pack(live), check_health=False)
             for _, _, future in live:
                 try:
-                    await conn.read_response(disconnect_on_error=False)
-                    outcome: Outcome = None
+                    outcome: Outcome = await conn.read_response(disconnect_on_error=False)
                 except ResponseError as exc:  # refused (MOVED, ...): the reply was read whole
                     outcome = exc
-                    refused += 1
                 answered += 1
                 if not future.done():
                     future.set_result(outcome)
@@ -191,11 +198,10 @@ class Publisher:
             await self._close()
             if not isinstance(exc, Exception):
                 raise
-        finally:
-            self.stats.published += answered - refused
 
     def _pack(self, items: list[_Item]) -> bytes:
-        """The batch in the Redis protocol (RESP): `*3 $n PUBLISH $n <channel> $n <payload>`.
+        """The batch in the Redis protocol (RESP): `*3 $n PUBLISH $n <channel> $n <payload>`
+        for a publish, the caller's packed command for any other.
 
         Written out here rather than by redis-py's generic packer, which costs more than
         the rest of a publish; both arguments are bytes already.
@@ -204,6 +210,9 @@ class Publisher:
         parts: list[bytes] = []
         append = parts.append
         for channel, payload, _ in items:
+            if channel is None:
+                append(payload)
+                continue
             append(head)
             append(b"$%d\r\n" % len(channel))
             append(channel)
@@ -241,6 +250,33 @@ class Publisher:
         for _, _, future in items:
             if not future.done():
                 future.set_result(error)
+
+
+class Script:
+    """A Lua script, with the start of its EVALSHA and EVAL commands packed in RESP.
+
+    A command is `evalsha` (or `eval`) followed by `pack_args(numkeys, *keys, *argv)`
+    with exactly `arity` arguments.
+    """
+
+    __slots__ = ("eval", "evalsha", "sha", "source")
+
+    def __init__(self, source: str, arity: int) -> None:
+        self.source = source.encode()
+        # Redis names a cached script by the SHA1 of its text
+        self.sha = hashlib.sha1(self.source, usedforsecurity=False).hexdigest().encode()
+        self.evalsha = b"*%d\r\n" % (arity + 2) + pack_args(b"EVALSHA", self.sha)
+        self.eval = b"*%d\r\n" % (arity + 2) + pack_args(b"EVAL", self.source)
+
+
+def pack_args(*args: bytes) -> bytes:
+    """Arguments of a command in RESP (`$<len>` then the bytes), after its `*<n>` header."""
+    return b"".join([b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args])
+
+
+def pack_command(*args: bytes) -> bytes:
+    """One whole command in RESP, for `Publisher.submit(None, ...)`."""
+    return b"*%d\r\n" % len(args) + pack_args(*args)
 
 
 async def _can_read(conn: AbstractConnection) -> bool:

@@ -6,6 +6,10 @@ chosen by the channel's hash slot (SPUBLISH must reach the shard that owns the s
 publish that reaches the old owner of a moved slot gets `MOVED`, reloads the slot map
 and is sent once more to the new owner. A publish that finds `max_pending` commands
 already waiting waits up to `busy_timeout` for room, then raises `LayerBusyError`.
+
+`run` runs a Lua script the same way (routed by a key's slot) and returns its reply: the
+history scripts ride the publish pipeline, so a history broadcast is one round trip like
+a plain one, and a burst of history reads (clients reconnecting) shares a few.
 """
 
 from __future__ import annotations
@@ -14,18 +18,18 @@ import asyncio
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import AskError, RedisClusterException, RedisError
+from redis.exceptions import AskError, NoScriptError, RedisClusterException, RedisError
 
 from ...exceptions import LayerBusyError
 from . import wire
 from .errors import layer_error
-from .publisher import Outcome, Publisher
+from .publisher import Outcome, Publisher, Script
 from .stats import RedisStats
 
 __all__ = ["ELSEWHERE", "Publishers"]
 
 #: Who got a frame whose publish failed: the app served this process's members anyway.
-ELSEWHERE = "only in this process"
+ELSEWHERE = "reached only in this process"
 
 
 class Publishers:
@@ -94,7 +98,7 @@ class Publishers:
             if publisher is None:
                 publisher = await self._for_slot(channel)
             if publisher.full:
-                await self._wait_for_room(publisher, target)
+                await self._wait_for_room(publisher, target, "publishing to", ELSEWHERE)
             outcome = await publisher.submit(channel, payload)
             if isinstance(outcome, AskError) and self._single is None:
                 # MOVED/ASK: the slot has a new owner; reload the map, try it once more
@@ -102,8 +106,65 @@ class Publishers:
                 outcome = await (await self._for_slot(channel)).submit(channel, payload)
         except (RedisError, RedisClusterException, OSError) as exc:
             outcome = exc
-        if outcome is not None:
+        if isinstance(outcome, BaseException):
             raise layer_error(outcome, target, where=ELSEWHERE) from outcome
+        self.stats.published += 1
+
+    async def run(
+        self,
+        script: Script,
+        key: bytes,
+        command: bytes,
+        target: str,
+        *,
+        publishes: bool = False,
+        doing: str = "publishing to",
+        where: str = ELSEWHERE,
+    ) -> Outcome:
+        """Run `script` (EVALSHA) on the node that owns `key`; its reply.
+
+        When Redis answers NOSCRIPT (it restarted, failed over or flushed its script
+        cache) the script did not run: it is sent whole (EVAL) instead, which caches it
+        again for the EVALSHAs after it.
+
+        Args:
+            script: the script.
+            key: a key the script touches: on a cluster, its slot picks the node.
+            command: `script.evalsha` followed by the script's `numkeys`, keys and
+                arguments (`pack_args`).
+            target: what the script is about (a group), for errors.
+            publishes: count it in `stats.published` once Redis answered.
+            doing, where: the wording of errors (see `errors.layer_error`).
+
+        Raises:
+            LayerUnavailableError: Redis is unreachable.
+            LayerBusyError: no room in the node's queue within `busy_timeout`.
+            LayerError: Redis refused the command (an error reply, the script failed).
+        """
+        publisher = self._single
+        outcome: Outcome
+        try:
+            if publisher is None:
+                publisher = await self._for_slot(key)
+            if publisher.full:
+                await self._wait_for_room(publisher, target, doing, where)
+            outcome = await publisher.submit(None, command)
+            if isinstance(outcome, AskError) and self._single is None:
+                await self.refresh_slots()  # as in `send`
+                publisher = await self._for_slot(key)
+                outcome = await publisher.submit(None, command)
+            if isinstance(outcome, NoScriptError):
+                # the script did not run, so sending it whole cannot apply it twice
+                self.stats.script_loads += 1
+                whole = script.eval + command[len(script.evalsha) :]
+                outcome = await publisher.submit(None, whole)
+        except (RedisError, RedisClusterException, OSError) as exc:
+            outcome = exc
+        if isinstance(outcome, BaseException):
+            raise layer_error(outcome, target, where=where, doing=doing) from outcome
+        if publishes:
+            self.stats.published += 1
+        return outcome
 
     async def refresh_slots(self) -> None:
         """Reload a cluster's slot map; concurrent callers share one refresh."""
@@ -137,18 +198,20 @@ class Publishers:
             await client.initialize()
             self._loaded = True
 
-    async def _wait_for_room(self, publisher: Publisher, target: str) -> None:
+    async def _wait_for_room(
+        self, publisher: Publisher, target: str, doing: str, where: str
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._busy_timeout
         while publisher.full:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 if publisher.broken is not None:  # not busy: the connection keeps failing
-                    raise layer_error(publisher.broken, target, where=ELSEWHERE)
+                    raise layer_error(publisher.broken, target, where=where, doing=doing)
                 self.stats.busy += 1
                 raise LayerBusyError(
-                    f"{publisher.max_pending} publishes to Redis at {publisher.name} stayed "
-                    f"queued for {self._busy_timeout}s, so {target!r} was reached {ELSEWHERE}"
+                    f"{publisher.max_pending} commands to Redis at {publisher.name} stayed "
+                    f"queued for {self._busy_timeout}s {doing} {target!r} ({where})"
                 )
             await publisher.room(remaining)
 

@@ -16,12 +16,15 @@ class RedisStats:
         "published",
         "received",
         "resubscribed",
+        "script_loads",
         "unknown_target",
     )
 
     def __init__(self) -> None:
-        self.published = 0  #: PUBLISH/SPUBLISH commands Redis acknowledged
-        self.batches = 0  #: round trips that carried them (pipelined batches)
+        #: publishes Redis acknowledged: PUBLISH/SPUBLISH, and history broadcasts (a script)
+        self.published = 0
+        #: round trips that carried them (pipelined batches), history reads included
+        self.batches = 0
         self.busy = 0  #: publishes refused with LayerBusyError (no room in time)
         self.received = 0  #: messages read from the subscriber connection(s)
         self.malformed = 0  #: payloads dropped because they did not parse
@@ -29,6 +32,9 @@ class RedisStats:
         self.outages = 0  #: times the layer went from available to unavailable
         #: times a subscriber connection was lost, made again and subscribed again
         self.resubscribed = 0
+        #: scripts sent whole (EVAL) because Redis answered NOSCRIPT: it had restarted,
+        #: failed over or flushed its script cache
+        self.script_loads = 0
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)

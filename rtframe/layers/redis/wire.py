@@ -4,12 +4,16 @@ A payload is a short ASCII header followed by the frame exactly as clients recei
 (the JSON text a broadcast was serialized to, once, by its sender):
 
     group channel    <kind><origin> <frame>
+    history group    P<origin> <epoch> <offset> <frame>
     process channel  <kind><origin> <member id> <frame>
 
 `kind` is one byte, `T` for a text frame (UTF-8) or `B` for a binary one; `origin` is the
 12-character id of the publishing process, so a process can skip the echo of its own
-broadcasts (it already delivered them to its local members). Nothing is ever unpickled
-or evaluated: a payload that does not parse is logged and dropped.
+broadcasts (it already delivered them to its local members). A broadcast to a history
+group is kind `P` (positioned, always text): the history script writes its position
+(`epoch`, ASCII without spaces, and `offset`, decimal) between the header this module
+makes (`positioned_header`) and the frame. Nothing is ever unpickled or evaluated: a
+payload that does not parse is logged and dropped.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from ...exceptions import ConfigurationError
+from ..base import Position
 
 __all__ = [
     "BINARY",
     "NODE_ID_LENGTH",
+    "POSITIONED",
     "TEXT",
     "MalformedPayload",
     "address",
@@ -37,16 +43,19 @@ __all__ = [
     "node_of",
     "pack_direct",
     "pack_group",
+    "positioned_header",
     "process_channel",
     "resolve_client",
     "unpack_direct",
     "unpack_group",
+    "unpack_positioned",
 ]
 
 C = TypeVar("C")
 
 TEXT = b"T"
 BINARY = b"B"
+POSITIONED = b"P"
 NODE_ID_LENGTH = 12
 _HEADER = 1 + NODE_ID_LENGTH
 
@@ -103,6 +112,11 @@ def pack_direct(origin: bytes, member_id: str, data: str | bytes) -> bytes:
     return b"".join((BINARY, origin, b" ", target, b" ", data))
 
 
+def positioned_header(origin: bytes) -> bytes:
+    """What starts a history broadcast's payload; the script appends the rest."""
+    return POSITIONED + origin + b" "
+
+
 def _frame(kind: bytes, payload: bytes, start: int) -> str | bytes:
     if kind == TEXT:
         try:
@@ -119,6 +133,20 @@ def unpack_group(payload: bytes) -> tuple[bytes, str | bytes]:
     if len(payload) <= _HEADER or payload[_HEADER : _HEADER + 1] != b" ":
         raise MalformedPayload("too short or no header")
     return payload[1:_HEADER], _frame(payload[:1], payload, _HEADER + 1)
+
+
+def unpack_positioned(payload: bytes) -> tuple[bytes, Position, str]:
+    """Split a history group payload (kind `P`) into (origin, position, frame)."""
+    parts = payload.split(b" ", 3)
+    if len(parts) != 4 or len(parts[0]) != _HEADER:
+        raise MalformedPayload("too short, or no epoch and offset")
+    head, epoch, offset, frame = parts
+    if not epoch or not offset.isdigit():  # ASCII digits only, so int() cannot fail
+        raise MalformedPayload(f"no position in {epoch[:24]!r} {offset[:24]!r}")
+    try:
+        return head[1:], Position(epoch.decode("ascii"), int(offset)), frame.decode()
+    except UnicodeDecodeError:
+        raise MalformedPayload("an epoch or a text frame that does not decode") from None
 
 
 def unpack_direct(payload: bytes) -> tuple[str, str | bytes]:
