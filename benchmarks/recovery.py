@@ -138,7 +138,7 @@ class Client:
 
 
 async def publish(port: int, rate: float, stop: asyncio.Event, sent: list[int]) -> None:
-    async with connect(f"ws://{HOST}:{port}/pub", ping_interval=None) as pub:
+    async with connect(f"ws://{HOST}:{port}/pub", ping_interval=None, compression=None) as pub:
         n = 0
         while not stop.is_set():
             n += 1

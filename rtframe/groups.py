@@ -21,9 +21,6 @@ __all__ = ["Group", "send_to_connection"]
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
 
-#: Keywords of `Group.add`, which a template field would shadow.
-_RESERVED = frozenset({"conn", "user", "meta"})
-
 
 class Group:
     """A group name template such as `"chat.{room}"`.
@@ -48,11 +45,11 @@ class Group:
                 raise ConfigurationError(
                     f"group template {template!r}: {{{f}}} is not a plain name"
                 )
-        reserved = _RESERVED.intersection(fields)
+        reserved = {f for f in fields if f == "conn" or f.startswith("presence_")}
         if reserved:
             raise ConfigurationError(
                 f"group template {template!r}: {{{min(reserved)}}} is a reserved name "
-                "(a keyword of Group.add)"
+                "(`conn` and `presence_*` are keywords of Group.add)"
             )
         self.template = template
         #: what the group keeps for members that reconnect (`rtframe.history`)
@@ -89,8 +86,8 @@ class Group:
         self,
         conn: Connection,
         *,
-        user: str | None = None,
-        meta: dict[str, Any] | None = None,
+        presence_user: str | None = None,
+        presence_meta: dict[str, Any] | None = None,
         **params: Any,
     ) -> str:
         """Add a connection; it leaves automatically when it disconnects.
@@ -99,15 +96,16 @@ class Group:
         subscription is confirmed), so call it before `accept()` and the client never
         sees an open socket that misses the group's messages.
 
-        In a presence group the connection is shown with `user` (by default the
-        logged-in Django user's key, when the handshake asked for the user) and `meta`,
-        any JSON object the app wants others to see (a nickname, a colour).
+        In a presence group the connection is shown with `presence_user` (by default
+        the logged-in Django user's key, when the handshake asked for the user) and
+        `presence_meta`, any JSON object the app wants others to see (a nickname).
         """
         name = self._member_name(conn, params)
+        user = presence_user
         if user is None and self.presence is not None:
             key = conn.scope.get(USER_SCOPE_KEY)
             user = key if isinstance(key, str) else None
-        await conn.hub.join(name, conn, self.history, self.presence, user=user, meta=meta)
+        await conn.hub.join(name, conn, self.history, self.presence, user=user, meta=presence_meta)
         return name
 
     async def discard(self, conn: Connection, **params: Any) -> None:

@@ -27,7 +27,7 @@ def room_app(events: bool = True) -> tuple[RealtimeApp, Group]:
         user = conn.query_params.get("user")
         if user is not None:  # what rtframe.django does for a logged-in user
             conn.scope[USER_SCOPE_KEY] = user
-        await room.add(conn, meta={"nick": nick})
+        await room.add(conn, presence_meta={"nick": nick})
         await conn.accept()
 
     return RealtimeApp([ws]), room
@@ -78,4 +78,4 @@ async def test_joins_and_leaves_reach_members_as_coalesced_events() -> None:
 
 def test_a_template_field_may_not_shadow_a_keyword_of_add() -> None:
     with pytest.raises(ConfigurationError, match="reserved"):
-        Group("room.{user}")
+        Group("room.{presence_user}")

@@ -164,7 +164,7 @@ async def join(conn: Connection, room: str, nick: str = "guest", presence: bool 
     await rooms.add(conn)
     await crowds.add(conn)
     if presence:
-        await pages.add(conn, user=nick)
+        await pages.add(conn, presence_user=nick)
     await crowd.announce(room, nick, joined=True)
     await conn.accept()
     await conn.send(Welcome(nick=nick, room=room))
@@ -198,7 +198,7 @@ async def say(msg: Say, conn: Connection) -> Said:
 async def rename(msg: Rename, conn: Connection) -> Notice:
     old, conn.state.nick = conn.state.nick, msg.nick
     if conn.state.listed:  # the member list shows the new name (a `$presence` event)
-        await pages.add(conn, user=msg.nick)
+        await pages.add(conn, presence_user=msg.nick)
     return Notice(text=f"{old} is now {msg.nick}")
 
 
