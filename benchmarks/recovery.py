@@ -110,7 +110,12 @@ class Client:
 
     async def run(self, connected: asyncio.Event | None = None) -> None:
         # no client pings: 1,000 clients share this process's loop, busy while recovering
-        async with connect(self.url(), max_queue=None, open_timeout=60, ping_interval=None) as sock:
+        # no client pings: 1,000 clients share this process's loop, busy while recovering;
+        # no permessage-deflate, as in the other benchmarks: compressing each frame for
+        # each member cost the server 3/4 of its CPU here (uvicorn's cost, not rtframe's)
+        async with connect(
+            self.url(), max_queue=None, open_timeout=60, ping_interval=None, compression=None
+        ) as sock:
             self.sock = sock
             if connected is not None:
                 connected.set()
