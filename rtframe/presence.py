@@ -38,6 +38,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic_core import to_json
 
+from ._bounded import Job, run_bounded
 from .exceptions import ConfigurationError, LayerError, RtframeError
 from .layers.base import Layer, PresenceEntry
 
@@ -319,7 +320,11 @@ class PresenceTracker:
                     self._left(group, state, member_id, schedule=False)
                 jobs.append(partial(self._layer.presence_remove, group, member_id))
             state.local.clear()
-        _warn(await _run_bounded(jobs), jobs, "entries stay in the layer until they expire")
+        _warn(
+            await run_bounded(jobs, _CONCURRENCY),
+            jobs,
+            "entries stay in the layer until they expire",
+        )
         for group, state in groups:
             if state.sending is not None:
                 await asyncio.gather(state.sending, return_exceptions=True)
@@ -427,7 +432,7 @@ class PresenceTracker:
                 pass
             # groups without events too: their dead entries are garbage to collect
             jobs = [self._sweeper_of(group, state) for group, state in self._groups.items()]
-            errors = await _run_bounded(jobs)
+            errors = await run_bounded(jobs, _CONCURRENCY)
             if not self._failing:  # once per streak of failed rounds
                 _warn(errors, jobs, "groups were not swept: dead processes announced late")
             self._failing = bool(errors)
@@ -443,7 +448,7 @@ class PresenceTracker:
                 # their ttl; they are still here, so add them back and announce nothing
                 msg = "%d presence entries of this process in %r had expired; adding them again"
                 logger.warning(msg, len(ours), group)
-                await _run_bounded([self._adder(group, state, m) for m in ours])
+                await run_bounded([self._adder(group, state, m) for m in ours], _CONCURRENCY)
             if state.policy.events:
                 for member_id in gone:
                     if member_id not in state.local:
@@ -460,7 +465,11 @@ class PresenceTracker:
                 jobs.append(self._adder(group, state, member_id))
                 if state.policy.events:
                     self._joined(group, state, member_id, encoded, announced=True)
-        _warn(await _run_bounded(jobs), jobs, "entries not added again yet (the layer retries)")
+        _warn(
+            await run_bounded(jobs, _CONCURRENCY),
+            jobs,
+            "entries not added again yet (the layer retries)",
+        )
 
     def _adder(self, group: str, state: _Group, member_id: str) -> _Job:
         async def add() -> None:
@@ -473,25 +482,9 @@ class PresenceTracker:
 
 
 _Infos = list[PresenceInfo]
-_Job = Callable[[], Awaitable[None]]
+_Job = Job
 
 
 def _warn(errors: list[BaseException], jobs: list[_Job], outcome: str) -> None:
     if errors:
         logger.warning("presence: %d of %d %s (%r)", len(errors), len(jobs), outcome, errors[0])
-
-
-async def _run_bounded(jobs: list[_Job], limit: int = _CONCURRENCY) -> list[BaseException]:
-    """Run `jobs`, at most `limit` at a time; the exceptions they raised."""
-    errors: list[BaseException] = []
-    gate = asyncio.Semaphore(limit)
-
-    async def one(job: _Job) -> None:
-        async with gate:
-            try:
-                await job()
-            except Exception as exc:
-                errors.append(exc)
-
-    await asyncio.gather(*(one(job) for job in jobs))
-    return errors

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic_core import from_json, to_json
@@ -38,6 +37,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 
+from ..._bounded import Job, run_bounded
 from ...exceptions import LayerBusyError, LayerError, LayerUnavailableError
 from ..base import PresenceEntry
 from .errors import UNAVAILABLE, is_busy
@@ -51,8 +51,7 @@ logger = logging.getLogger("rtframe.layers.redis")
 BATCH = 1000
 #: Scripts one layer has in flight at once, at most (redis-py's pool holds 100).
 CONCURRENCY = 32
-#: One piece of work for `_run_bounded`.
-_Job = Callable[[], Awaitable[None]]
+_Job = Job
 #: While Redis fails, a refresh round is retried this often (seconds) at the most.
 _RETRY = 1.0
 
@@ -438,7 +437,7 @@ class RedisPresence:
             ids = list(mine.entries)
             for i in range(0, len(ids), BATCH):
                 jobs.append(self._refresher(channel, mine.ttl_ms, ids[i : i + BATCH]))
-        errors = await _run_bounded(jobs, CONCURRENCY)
+        errors = await run_bounded(jobs, CONCURRENCY)
         if errors and not self._failing:
             self._failing = True
             msg = "could not refresh %d of %d presence batches (%r): entries expire if it lasts"
@@ -471,19 +470,3 @@ class RedisPresence:
             )
 
         return refresh
-
-
-async def _run_bounded(jobs: list[_Job], limit: int) -> list[BaseException]:
-    """Run `jobs`, at most `limit` at a time; the exceptions they raised."""
-    errors: list[BaseException] = []
-    gate = asyncio.Semaphore(limit)
-
-    async def one(job: _Job) -> None:
-        async with gate:
-            try:
-                await job()
-            except Exception as exc:
-                errors.append(exc)
-
-    await asyncio.gather(*(one(job) for job in jobs))
-    return errors
