@@ -75,29 +75,39 @@ class Cursor:
     def offer(self, group: str, position: tuple[str, int], data: str | bytes) -> None:
         """A live frame of a history group, stamped with its (epoch, offset) position.
 
-        Runs for every member of every history broadcast: plain tuple indexing, no
-        allocation on the usual path (the next offset of the same epoch).
+        Runs for every member of every history broadcast, so the usual case (the next
+        offset of the same epoch, no recovery running) is decided first, with plain
+        tuple indexing and no allocation.
         """
-        if self.buffers:
-            buffer = self.buffers.get(group)
-            if buffer is not None:
-                buffer.append((position, data))
-                return
+        last = self.last.get(group)
+        if (
+            last is not None
+            and last[1] + 1 == position[1]
+            and last[0] == position[0]
+            and not self.buffers
+        ):
+            self.last[group] = position
+            held = self._held
+            if held is None:
+                self._deliver(data)
+            else:
+                held.append(data)
+            return
+        self._offer(group, position, data)
+
+    def _offer(self, group: str, position: tuple[str, int], data: str | bytes) -> None:
+        buffer = self.buffers.get(group)
+        if buffer is not None:
+            buffer.append((position, data))
+            return
         last = self.last.get(group, _NOT_IN)
-        if last is not None and last is not _NOT_IN and last[0] == position[0]:
-            offset, seen = position[1], last[1]
-            if offset == seen + 1:
-                self.last[group] = position
-                if self._held is None:
-                    self._deliver(data)
-                else:
-                    self._held.append(data)
-            elif offset > seen + 1:
+        if last is _NOT_IN:
+            return  # left the group, or never joined it: not ours
+        if last is not None and last[0] == position[0]:
+            if position[1] > last[1] + 1:
                 self._recover(group, position, data)
             # else: handed over already (a replay held it)
             return
-        if last is _NOT_IN:
-            return  # left the group, or never joined it: not ours
         if last is not None and position[1] == 1:
             # a new epoch whose first frame this is: only frames of the old epoch can
             # have been missed, and the client must be told
