@@ -31,6 +31,7 @@ from .members import Member
 from .messages import ErrorFrame
 from .presence import PresenceInfo, PresenceNotice, PresencePolicy, PresenceStats
 from .routing import WebSocketRouter
+from .sse import SSERouter, Stream
 from .timing import Heartbeat, Timeouts
 
 __version__ = "0.1.0"
@@ -87,6 +88,8 @@ __all__ = [
     "Request",
     "Response",
     "RtframeError",
+    "SSERouter",
+    "Stream",
     "Timeouts",
     "WebSocketRouter",
     "__version__",

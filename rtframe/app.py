@@ -30,6 +30,7 @@ from .limits import DEFAULT_RATE_LIMIT, Limits, LimitStats, RateLimit
 from .messages import encode
 from .origins import AllowedOrigins
 from .routing import WebSocketRouter
+from .sse import SSEChannel, SSEOptions, SSERouter, Stream, last_event_scope
 from .stats import AppStats, count
 from .timing import DEFAULT_HEARTBEAT, DEFAULT_TIMEOUTS, Heartbeat, Timeouts
 from .types import ASGIApp, Receive, Scope, Send
@@ -67,7 +68,7 @@ class RealtimeApp:
 
     def __init__(
         self,
-        routers: Iterable[WebSocketRouter] = (),
+        routers: Iterable[WebSocketRouter | SSERouter] = (),
         *,
         layer: Layer | None = None,
         http: ASGIApp | None = None,
@@ -120,6 +121,8 @@ class RealtimeApp:
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.http_routes: dict[str, Endpoint] = {}
         self._table = RouteTable()
+        self._sse_table = RouteTable()  # SSE endpoints: GET requests, matched first
+        self._sse_options: dict[str, SSEOptions] = {}
         self._description: AppDescription | None = None
         self._on_startup: list[Callable[[], Awaitable[None]]] = []
         self._on_shutdown: list[Callable[[], Awaitable[None]]] = []
@@ -143,15 +146,19 @@ class RealtimeApp:
 
     # -- configuration ------------------------------------------------------------------
 
-    def include_router(self, router: WebSocketRouter) -> None:
-        """Compile and serve every route of `router`.
+    def include_router(self, router: WebSocketRouter | SSERouter) -> None:
+        """Compile and serve every route of `router` (WebSocket routes or SSE endpoints).
 
         Raises:
             ConfigurationError: a path is served twice, or a handler cannot be served as
                 registered (e.g. it broadcasts to a group naming an unknown path field).
         """
+        table = self._table
+        if isinstance(router, SSERouter):
+            table = self._sse_table
+            self._sse_options.update(router.options)
         for spec in router.routes:
-            self._table.add(
+            table.add(
                 CompiledRoute(
                     spec,
                     overrides=self.dependency_overrides,
@@ -267,7 +274,7 @@ class RealtimeApp:
 
     def _start_sweeper(self) -> None:
         spans: list[float | None] = []
-        for route in self._table.routes:
+        for route in (*self._table.routes, *self._sse_table.routes):
             if route.heartbeat is not None:
                 spans += [route.heartbeat.interval, route.heartbeat.timeout]
             spans += [route.timeouts.idle, route.timeouts.handler]
@@ -339,6 +346,11 @@ class RealtimeApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._sse_table and scope["method"] == "GET":
+            found = self._sse_table.match(scope["path"])
+            if found is not None:
+                await self._sse(scope, receive, send)
+                return
         endpoint = self.http_routes.get(scope["path"])
         if endpoint is None:
             await (self.fallback or not_found)(scope, receive, send)
@@ -389,8 +401,24 @@ class RealtimeApp:
         finally:
             self._admission.release(scope)
 
-    async def _open(self, scope: Scope, receive: Receive, send: Send) -> Session | None:
-        """The session for a new connection, or None when it was refused here."""
+    async def _sse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve an SSE stream: a session like a WebSocket's, behind an `SSEChannel`."""
+        channel = SSEChannel(receive, send)
+        extensions = {**(scope.get("extensions") or {}), "websocket.http.response": {}}
+        scope = {**last_event_scope(scope), "extensions": extensions}
+        session = await self._open(scope, channel.receive, channel.send, stream=True)
+        if session is None:
+            return
+        channel.options = self._sse_options.get(session.route.path.template, channel.options)
+        try:
+            await session.run()
+        finally:
+            self._admission.release(scope)
+
+    async def _open(
+        self, scope: Scope, receive: Receive, send: Send, *, stream: bool = False
+    ) -> Session | None:
+        """The session for a new connection (an SSE `stream`), or None when it was refused."""
         first = await receive()
         if first["type"] != "websocket.connect":
             return None
@@ -398,7 +426,7 @@ class RealtimeApp:
             count(self.stats.refused, "draining")
             await self._drainer.refuse(scope, send)
             return None
-        found = self._table.match(scope["path"])
+        found = (self._sse_table if stream else self._table).match(scope["path"])
         if found is None:
             count(self.stats.refused, "no_route")
             logger.warning(
@@ -417,13 +445,14 @@ class RealtimeApp:
         except BaseException:
             admission.release(scope)
             raise
-        conn = Connection(
+        conn = (Stream if stream else Connection)(
             scope,
             receive,
             send,
             hub=self.hub,
             path_params=params,
             outbox_limit=self.outbox_limit,
-            overflow=self.overflow,
+            # a slow stream is closed, and its reconnection recovers what it missed
+            overflow="close" if stream else self.overflow,
         )
         return Session(route, conn, self._session_host)
