@@ -184,6 +184,7 @@ class RealtimeApp:
                 description=self.description,
                 routes=self._table.describe(),
                 http_paths=tuple(self.http_routes),
+                sse_routes=self._sse_table.describe(),
             )
         return self._description
 

@@ -93,3 +93,5 @@ class AppDescription:
     description: str | None
     routes: tuple[RouteDescription, ...]
     http_paths: tuple[str, ...]
+    #: SSE endpoints (`SSERouter`): one-way streams; only `connect` is set on each
+    sse_routes: tuple[RouteDescription, ...] = ()
