@@ -37,6 +37,7 @@ APPS = {
 VARIANTS = {
     "rtframe-metrics": "benchmarks.apps.rt_metrics",
     "rtframe-history": "benchmarks.apps.rt_history",
+    "rtframe-sse": "benchmarks.apps.rt_sse",
 }
 
 
