@@ -32,9 +32,12 @@ class SSEClient:
             "root_path": "",
             "query_string": query.encode(),
             "headers": [
-                (b"host", b"testserver"),
-                (b"origin", b"http://testserver"),
-                *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
+                (k.encode(), v.encode())
+                for k, v in {
+                    "host": "testserver",
+                    "origin": "http://testserver",
+                    **{k.lower(): v for k, v in (headers or {}).items()},
+                }.items()
             ],
             "client": ("127.0.0.1", 50000),
             "server": ("testserver", 80),

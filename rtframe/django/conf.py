@@ -28,6 +28,7 @@ from ..layers.base import Layer
 from ..layers.memory import InMemoryLayer
 from ..limits import Limits
 from ..routing import WebSocketRouter
+from ..sse import SSERouter
 from .userkey import user_key
 
 KNOWN_KEYS = frozenset(
@@ -108,14 +109,16 @@ def layer_from_settings(conf: Mapping[str, Any] | None = None) -> Layer:
     )
 
 
-def create_app(routers: Iterable[WebSocketRouter] = (), **overrides: Any) -> RealtimeApp:
+def create_app(
+    routers: Iterable[WebSocketRouter | SSERouter] = (), **overrides: Any
+) -> RealtimeApp:
     """Create a `RealtimeApp` configured from `settings.RTFRAME`.
 
     Unless `limits` is given, the default `Limits` apply with the per-user limit keyed by
     the Django user (`rtframe.django.user_key`).
 
     Args:
-        routers: the WebSocket routers to serve.
+        routers: the WebSocket routers (and SSE routers) to serve.
         **overrides: `RealtimeApp` keyword arguments that win over the settings.
 
     Returns:
