@@ -199,3 +199,23 @@ async def test_a_stream_too_slow_for_its_frames_is_closed_to_recover_on_reconnec
         assert (closing["type"], closing["code"]) == ("$close", 4008)
         texts = [e["text"] for e in events[:-1]]
         assert texts == [str(n) for n in range(len(texts))]  # no hole before the close
+
+
+async def test_a_frozen_client_is_let_go_within_two_keepalives() -> None:
+    """The send timeout: a stream whose writes block (the client stopped reading, its
+    TCP window is full) cannot have its keep-alive written, so no answer is counted and
+    the heartbeat ends the session within keepalive + keepalive."""
+    gate = asyncio.Event()
+    gate.set()
+    app = make_app(keepalive=0.2)
+    async with TestClient(app):
+        stream = SSEClient(app, "/events/r", send_gate=gate)
+        await stream.start()
+        await stream.event()
+        gate.clear()  # frozen from now on
+        await app.broadcast(rooms, Said(text="stuck"), room="r")
+        started = asyncio.get_running_loop().time()
+        while len(app.sessions):
+            await asyncio.sleep(0.05)
+            assert asyncio.get_running_loop().time() - started < 3, "never let go"
+        assert app.stats.timeouts.get("heartbeat") == 1
