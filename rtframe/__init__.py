@@ -23,7 +23,15 @@ from .exceptions import (
 )
 from .groups import Group, send_to_connection
 from .history import GapNotice, RecoveryNotice
-from .http import HTMLResponse, JSONResponse, Request, Response
+from .http import (
+    HTMLResponse,
+    HTTPError,
+    JSONResponse,
+    Request,
+    Response,
+    StreamingResponse,
+)
+from .http_routing import HTTPRouter
 from .layers.base import HistoryPolicy, Layer, Position
 from .layers.memory import InMemoryLayer
 from .limits import Limits, LimitStats, RateLimit
@@ -61,6 +69,8 @@ __all__ = [
     "GapNotice",
     "Group",
     "HTMLResponse",
+    "HTTPError",
+    "HTTPRouter",
     "Heartbeat",
     "HistoryPolicy",
     "InMemoryLayer",
@@ -90,6 +100,7 @@ __all__ = [
     "RtframeError",
     "SSERouter",
     "Stream",
+    "StreamingResponse",
     "Timeouts",
     "WebSocketRouter",
     "__version__",

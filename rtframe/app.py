@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from ._admission import Admission
 from ._drain import Drainer, DrainSummary
+from ._http_routes import HTTPRoutes
 from ._routes import CompiledRoute, RouteTable
 from ._session import HandshakeCheck, Session, SessionHost, Sessions
 from ._sweeper import Sweeper, sweep_tick
@@ -22,12 +23,14 @@ from .connection import CLOSE_POLICY_VIOLATION, Connection, OverflowPolicy
 from .description import AppDescription
 from .exceptions import ConfigurationError
 from .groups import Group
-from .http import Endpoint, Request, method_not_allowed, not_found
+from .http import Endpoint, not_found
+from .http_routing import HTTPRouter
 from .hub import Hub
 from .layers.base import Layer, Position
 from .layers.memory import InMemoryLayer
 from .limits import DEFAULT_RATE_LIMIT, Limits, LimitStats, RateLimit
 from .messages import encode
+from .mounting import MountError, Mounts
 from .origins import AllowedOrigins
 from .routing import WebSocketRouter
 from .sse import SSEChannel, SSEOptions, SSERouter, Stream, last_event_scope
@@ -39,7 +42,7 @@ __all__ = ["RealtimeApp"]
 
 logger = logging.getLogger("rtframe")
 
-E = TypeVar("E", bound=Endpoint)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class RealtimeApp:
@@ -68,7 +71,7 @@ class RealtimeApp:
 
     def __init__(
         self,
-        routers: Iterable[WebSocketRouter | SSERouter] = (),
+        routers: Iterable[WebSocketRouter | SSERouter | HTTPRouter] = (),
         *,
         layer: Layer | None = None,
         http: ASGIApp | None = None,
@@ -119,7 +122,16 @@ class RealtimeApp:
         self.title, self.version, self.description = title, version, description
         #: Replace a dependency by another in tests: `app.dependency_overrides[get_user] = fake`.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
-        self.http_routes: dict[str, Endpoint] = {}
+        #: The app's HTTP routes (`rtframe.http_routing`); iterating gives their paths.
+        self.http_routes = HTTPRoutes(
+            hub=self.hub,
+            overrides=self.dependency_overrides,
+            max_body_size=max_message_size,
+            before=self._ensure_started,
+        )
+        #: Apps mounted under a path prefix or for a scope type (`rtframe.mounting`).
+        self.mounts = Mounts()
+        self._lifespan_state: dict[str, Any] | None = None
         self._table = RouteTable()
         self._sse_table = RouteTable()  # SSE endpoints: GET requests, matched first
         self._sse_options: dict[str, SSEOptions] = {}
@@ -146,13 +158,17 @@ class RealtimeApp:
 
     # -- configuration ------------------------------------------------------------------
 
-    def include_router(self, router: WebSocketRouter | SSERouter) -> None:
-        """Compile and serve every route of `router` (WebSocket routes or SSE endpoints).
+    def include_router(self, router: WebSocketRouter | SSERouter | HTTPRouter) -> None:
+        """Compile and serve every route of `router` (WebSocket, SSE or HTTP routes).
 
         Raises:
             ConfigurationError: a path is served twice, or a handler cannot be served as
                 registered (e.g. it broadcasts to a group naming an unknown path field).
         """
+        if isinstance(router, HTTPRouter):
+            self.http_routes.include(router)
+            self._description = None
+            return
         table = self._table
         if isinstance(router, SSERouter):
             table = self._sse_table
@@ -184,23 +200,40 @@ class RealtimeApp:
                 description=self.description,
                 routes=self._table.describe(),
                 http_paths=tuple(self.http_routes),
+                http_routes=self.http_routes.describe(),
                 sse_routes=self._sse_table.describe(),
             )
         return self._description
 
     def add_http_route(self, path: str, endpoint: Endpoint) -> None:
-        """Serve GET (and HEAD) requests for exactly `path` with `endpoint(request)`."""
-        self.http_routes[path] = endpoint
+        """Serve GET (and HEAD) requests for `path` with `await endpoint(request)`."""
+        self.http_routes.add_endpoint(path, endpoint)
         self._description = None
 
-    def get(self, path: str) -> Callable[[E], E]:
-        """Decorator form of `add_http_route`."""
+    def route(
+        self, path: str, *, methods: Iterable[str] = ("GET",), **options: Any
+    ) -> Callable[[F], F]:
+        """Decorate an HTTP handler of this app (`HTTPRouter.add_route` says what it takes)."""
 
-        def decorator(endpoint: E) -> E:
-            self.add_http_route(path, endpoint)
-            return endpoint
+        def decorator(fn: F) -> F:
+            self.http_routes.add(path, fn, methods=methods, **options)
+            self._description = None
+            return fn
 
         return decorator
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Decorate the handler of GET (and HEAD) requests for `path`."""
+        return self.route(path, methods=("GET",), **options)
+
+    def mount(self, prefix: str, app: ASGIApp, *, lifespan: bool = True) -> None:
+        """Serve every HTTP and WebSocket request under `prefix` with `app`; it gets
+        lifespan events unless `lifespan=False` (`rtframe.mounting`)."""
+        self.mounts.mount(prefix, app, lifespan=lifespan)
+
+    def mount_protocol(self, scope_type: str, app: ASGIApp, *, lifespan: bool = True) -> None:
+        """Serve every scope of `scope_type` (e.g. "webtransport") with `app`."""
+        self.mounts.mount_protocol(scope_type, app, lifespan=lifespan)
 
     def on_startup(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         self._on_startup.append(fn)
@@ -271,6 +304,7 @@ class RealtimeApp:
         self._start_sweeper()
         for hook in self._on_startup:
             await hook()
+        await self.mounts.startup(self._lifespan_state)  # after the app, in mount order
         self._started = True
 
     def _start_sweeper(self) -> None:
@@ -285,6 +319,11 @@ class RealtimeApp:
             self._sweeper.start()
 
     async def shutdown(self) -> None:
+        mounted: MountError | None = None
+        try:
+            await self.mounts.shutdown()  # before the app, in reverse mount order
+        except MountError as exc:
+            mounted = exc
         if self._sweeper is not None:
             await self._sweeper.stop()
             self._sweeper = None
@@ -293,6 +332,8 @@ class RealtimeApp:
         await self.hub.stop()
         self._started = False
         self._starting = None
+        if mounted is not None:
+            raise mounted
 
     async def _ensure_started(self) -> None:
         if self._started:
@@ -328,6 +369,7 @@ class RealtimeApp:
         Raises:
             ConfigurationError: a negative or infinite time, or a share that is not positive.
         """
+        await self.http_routes.end_streams("server draining")
         return await self._drainer.drain(
             window,
             max_share_per_second=max_share_per_second,
@@ -339,12 +381,16 @@ class RealtimeApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if self.mounts and kind != "lifespan" and await self.mounts.dispatch(scope, receive, send):
+            return
         if kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await self._lifespan(receive, send)
+            await self._lifespan(scope, receive, send)
+        else:
+            raise ValueError(f"no app serves {kind!r} scopes here; see RealtimeApp.mount_protocol")
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._sse_table and scope["method"] == "GET":
@@ -352,16 +398,11 @@ class RealtimeApp:
             if found is not None:
                 await self._sse(scope, receive, send)
                 return
-        endpoint = self.http_routes.get(scope["path"])
-        if endpoint is None:
+        if not await self.http_routes.dispatch(scope, receive, send):
             await (self.fallback or not_found)(scope, receive, send)
-        elif scope["method"] not in ("GET", "HEAD"):
-            await method_not_allowed(scope, receive, send)
-        else:
-            response = await endpoint(Request(scope))
-            await response(scope, receive, send)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._lifespan_state = scope.get("state")
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppDescription",
+    "HTTPRouteDescription",
     "HandlerDescription",
     "PathParam",
     "QueryParam",
@@ -85,6 +86,26 @@ class RouteDescription:
 
 
 @dataclass(frozen=True, slots=True)
+class HTTPRouteDescription:
+    """One HTTP route: a path, its methods and what its handler takes and answers."""
+
+    path: str  #: the template as registered, converters included
+    address: str  #: the template without converters: `/items/{id:int}` -> `/items/{id}`
+    methods: tuple[str, ...]  #: sorted; HEAD included for a GET route
+    name: str  #: the handler's module and qualified name
+    fn: Callable[..., Any]
+    path_params: tuple[PathParam, ...]
+    query_params: tuple[QueryParam, ...]  #: of the handler and its dependencies
+    body: Any  #: the body's model, `bytes` for a raw body, None when it takes none
+    returns: Any  #: the JSON answer's type (the return annotation); None: a Response
+    status: int  #: of the handler's answer (a returned `Response` has its own)
+    streaming: bool  #: the handler returns a `StreamingResponse`
+    media_type: str | None  #: "application/json", or the streaming route's declared type
+    summary: str | None
+    dependencies: tuple[Callable[..., Any], ...]  #: every dependency, nested ones included
+
+
+@dataclass(frozen=True, slots=True)
 class AppDescription:
     """An app's metadata and its routes, sorted by path."""
 
@@ -95,3 +116,4 @@ class AppDescription:
     http_paths: tuple[str, ...]
     #: SSE endpoints (`SSERouter`): one-way streams; only `connect` is set on each
     sse_routes: tuple[RouteDescription, ...] = ()
+    http_routes: tuple[HTTPRouteDescription, ...] = ()  #: sorted by path, then methods

@@ -19,7 +19,14 @@ from typing import Any
 
 from .types import ASGIApp, Message
 
-__all__ = ["HTTPResult", "HandshakeRejected", "TestClient", "WebSocketClosed", "WebSocketSession"]
+__all__ = [
+    "HTTPResult",
+    "HTTPStream",
+    "HandshakeRejected",
+    "TestClient",
+    "WebSocketClosed",
+    "WebSocketSession",
+]
 
 
 async def _run(call: Awaitable[None]) -> None:
@@ -270,6 +277,7 @@ class TestClient:
         self.headers = {"host": "testserver", "origin": "http://testserver", **(headers or {})}
         self.client = client
         self._lifespan: asyncio.Task[None] | None = None
+        self._state: dict[str, Any] = {}
         self._lifespan_in: asyncio.Queue[Message] = asyncio.Queue()
         self._lifespan_out: asyncio.Queue[Message] = asyncio.Queue()
 
@@ -280,7 +288,7 @@ class TestClient:
         async def send(message: Message) -> None:
             self._lifespan_out.put_nowait(message)
 
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self._state}
         self._lifespan = asyncio.create_task(_run(self.app(scope, receive, send)))
         self._lifespan_in.put_nowait({"type": "lifespan.startup"})
         answer = await asyncio.wait_for(self._lifespan_out.get(), self.timeout)
@@ -322,7 +330,7 @@ class TestClient:
             "headers": _build_headers(self.headers, headers, cookies),
             "client": self.client,
             "server": ("testserver", 80),
-            "state": {},
+            "state": dict(self._state),  # what lifespan kept there, copied as servers do
         }
 
     def websocket(
@@ -341,6 +349,42 @@ class TestClient:
             WebSocketSession(self.app, scope, self.timeout if timeout is None else timeout)
         )
 
+    def _http_scope(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None,
+        cookies: Mapping[str, str] | None,
+        body: bytes,
+        json_body: Any,
+    ) -> tuple[dict[str, Any], bytes]:
+        extra = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            extra.setdefault("content-type", "application/json")
+        if body:
+            extra.setdefault("content-length", str(len(body)))
+        scope = self._scope("http", path, extra, cookies)
+        scope["method"] = method.upper()
+        return scope, body
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+    ) -> HTTPResult:
+        """Make one HTTP request in-process (`json` is sent as an application/json body)."""
+        async with self.stream(
+            method, path, json=json, content=content, headers=headers, cookies=cookies
+        ) as response:
+            body = await response.read()
+        return HTTPResult(response.status, response.headers, body)
+
     async def get(
         self,
         path: str,
@@ -349,26 +393,102 @@ class TestClient:
         cookies: Mapping[str, str] | None = None,
     ) -> HTTPResult:
         """Make one HTTP GET request in-process."""
-        scope = self._scope("http", path, headers, cookies)
-        scope["method"] = "GET"
-        sent: list[Message] = []
-        request_sent = False
+        return await self.request("GET", path, headers=headers, cookies=cookies)
 
-        async def receive() -> Message:
-            nonlocal request_sent
-            if not request_sent:
-                request_sent = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()  # the request is complete; wait like a server would
-            raise AssertionError("unreachable")
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+    ) -> HTTPStream:
+        """Read a response chunk by chunk: `async with client.stream("GET", "/x") as r:`.
 
-        async def send(message: Message) -> None:
-            sent.append(message)
+        Leaving the block before the body ended disconnects, as a client that goes away.
+        """
+        scope, body = self._http_scope(method, path, headers, cookies, content, json)
+        return HTTPStream(self.app, scope, body, self.timeout)
 
-        await asyncio.wait_for(self.app(scope, receive, send), self.timeout)
-        start = next(m for m in sent if m["type"] == "http.response.start")
-        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        headers_out = {
+
+class HTTPStream:
+    """The client side of one in-process HTTP request, its response read as it comes."""
+
+    def __init__(self, app: ASGIApp, scope: dict[str, Any], body: bytes, timeout: float) -> None:
+        self.app, self.scope, self.timeout = app, scope, timeout
+        self._body: bytes | None = body
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.ended = False  #: the app sent the last body chunk
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._gone = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _receive(self) -> Message:
+        if self._body is not None:
+            body, self._body = self._body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        await self._gone.wait()  # the request is complete: wait like a server would
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: Message) -> None:
+        self._from_app.put_nowait(message)
+
+    async def _next(self, waiting_for: str) -> Message:
+        assert self._task is not None
+        getter = asyncio.ensure_future(self._from_app.get())
+        done, _ = await asyncio.wait(
+            {getter, self._task}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        if self._task in done:
+            if not self._from_app.empty():
+                return self._from_app.get_nowait()
+            self._task.result()  # re-raises what the app raised
+            raise AssertionError(f"the app finished without sending {waiting_for}")
+        raise AssertionError(
+            f"timed out after {self.timeout}s waiting for {waiting_for} on {self.scope['path']}"
+        )
+
+    async def __aenter__(self) -> HTTPStream:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.disconnect()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(_run(self.app(self.scope, self._receive, self._send)))
+        start = await self._next("the response start")
+        if start["type"] != "http.response.start":
+            raise AssertionError(f"expected http.response.start, got {start!r}")
+        self.status = start["status"]
+        self.headers = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", ())
         }
-        return HTTPResult(start["status"], headers_out, body)
+
+    async def receive_chunk(self) -> bytes:
+        """The next body chunk the app sent (b"" once the body ended)."""
+        while not self.ended:
+            message = await self._next("a body chunk")
+            self.ended = not message.get("more_body", False)
+            if message.get("body") or self.ended:
+                return bytes(message.get("body", b""))
+        return b""
+
+    async def read(self) -> bytes:
+        """The rest of the body, until the app ends it."""
+        chunks = []
+        while not self.ended:
+            chunks.append(await self.receive_chunk())
+        return b"".join(chunks)
+
+    async def disconnect(self) -> None:
+        """Go away as a client (`http.disconnect`) and wait for the app to finish."""
+        self._gone.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, self.timeout)

@@ -1,7 +1,8 @@
 """AsyncAPI 3.0 documents generated from an app's description, and their HTML page.
 
-- `generate(app)` (also `app.asyncapi()`) returns the document as JSON-ready data; it
-  reads only `app.describe()` (`rtframe.description`), so an `AppDescription` works too;
+- `generate(app)` (also `app.asyncapi()`) returns the document of the app's WebSocket
+  routes and SSE endpoints as JSON-ready data; it reads only `app.describe()`
+  (`rtframe.description`), so an `AppDescription` works too;
 - `sends(...)` declares messages a handler pushes outside its return value;
 - `render_page(document)` is the offline HTML page; `rtframe.asyncapi.serve.serve(app)`
   adds both to the app;

@@ -1,7 +1,7 @@
 """rtframe's own frames in a document: notices, heartbeat, recovery, positions.
 
 Types starting with `$` are rtframe's control frames; a route cannot declare them. Every
-channel gets:
+WebSocket channel gets (an SSE endpoint's gets `streams.stream_ops` instead):
 
 - `send.error` (the error frame), `send.dropped` (`$dropped`, a slow client lost frames)
   and `send.reconnect` (`$reconnect`, the server drains);
@@ -148,12 +148,18 @@ def common_ops(make: PayloadMaker, route: RouteDescription) -> list[OperationPla
     return ops
 
 
-def group_ops(make: PayloadMaker, groups: Iterable[Group]) -> list[OperationPlan]:
-    """`$gap`, `$recovery` and `$presence`, for a channel whose handlers reach `groups`."""
+def group_ops(
+    make: PayloadMaker, groups: Iterable[Group], *, stream: bool = False
+) -> list[OperationPlan]:
+    """`$gap`, `$recovery` and `$presence`, for a channel whose handlers reach `groups`
+    (`stream`: an SSE endpoint's, which resumes from its `Last-Event-ID`)."""
     groups = list(groups)
     plain = [g.template for g in groups if history_of(g) is None]
     kept = [g.template for g in groups if history_of(g) is not None]
     present = [g.template for g in groups if presence_events(g)]
+    joins, named = "connection joins", "`$since`"
+    if stream:
+        joins, named = "stream joins", "its `Last-Event-ID` (or `$since`)"
     ops = []
     if plain:
         ops.append(
@@ -181,7 +187,7 @@ def group_ops(make: PayloadMaker, groups: Iterable[Group]) -> list[OperationPlan
                 [make(RecoveryNotice, "serialization", hint="RecoveryNotice")],
                 summary="Say whether the messages a client missed in a history group follow.",
                 description=(
-                    "Sent when the connection joins a history group named in `$since`, "
+                    f"Sent when the {joins} a history group named in {named}, "
                     "and when the server sees it missed frames (a layer outage, a gap in "
                     "offsets, a new epoch). With `recovered: true` the `replayed` missed "
                     "messages follow, in order, each with its `$pos`, then live ones: none "
@@ -210,11 +216,18 @@ def group_ops(make: PayloadMaker, groups: Iterable[Group]) -> list[OperationPlan
     return ops
 
 
-def since_query(groups: Iterable[Group]) -> QueryField | None:
-    """The `$since` query parameter, for a channel reaching a history group."""
+def since_query(groups: Iterable[Group], *, stream: bool = False) -> QueryField | None:
+    """The `$since` query parameter, for a channel reaching a history group (`stream`: an
+    SSE endpoint's, where it stands in for `Last-Event-ID`)."""
     kept = [g.template for g in groups if history_of(g) is not None]
     if not kept:
         return None
+    refused = "the handshake (1008)"
+    if stream:
+        refused = (
+            "the stream (HTTP 403). It wins over `Last-Event-ID`, which EventSource sends "
+            "by itself; give it to resume a stream from a position kept elsewhere"
+        )
     schema: Schema = {
         "type": "string",
         "contentMediaType": "application/json",
@@ -223,7 +236,7 @@ def since_query(groups: Iterable[Group]) -> QueryField | None:
             'missed: a JSON object by group name, each `{"epoch": string, "offset": '
             "integer >= 0}`, URL-encoded. Groups it names that the connection joins get "
             "a `$recovery` frame, then the missed messages. A malformed value refuses "
-            f"the handshake (1008). History groups: {_listed(kept)}."
+            f"{refused}. History groups: {_listed(kept)}."
         ),
         "examples": ['{"chat.lobby":{"epoch":"9f2c41aa","offset":17}}'],
     }

@@ -7,6 +7,12 @@ decided (`operations` for messages and operations, `payloads` for their schemas)
   `parameters` its `{params}` (`rtframe.asyncapi.parameters`), `messages` every message
   of the socket in both directions, and a `ws` binding holding the query parameters
   (`required` when there is no default; a default is shown when it has a JSON form);
+- an SSE endpoint's or a streaming HTTP route's channel has an empty `http` binding
+  instead, and its query parameters go to the `http` binding of its request operation
+  (the one with a `method`); messages written out by the generator (`Payload.fixed`)
+  are emitted as they are;
+- with HTTP channels, each channel lists the servers of its protocol
+  (`rtframe.asyncapi.servers.place`);
 - the channel's summary is the route's own, else the connect handler's docstring;
 - operation ids read `<channel>.<verb>.<name>`, sorted, made unique with `_2`, `_3`;
   an operation's `messages` (and `reply.messages`) are `$ref`s into its channel's
@@ -35,6 +41,7 @@ from .payloads import MISSING, SCHEMAS, json_default
 from .plans import ChannelPlan, OperationPlan, Payload
 from .schema import (
     ASYNCAPI_VERSION,
+    HTTP_BINDING_VERSION,
     WS_BINDING_VERSION,
     Channel,
     Components,
@@ -48,6 +55,7 @@ from .schema import (
     Server,
     ref,
 )
+from .servers import place
 
 __all__ = ["assemble"]
 
@@ -84,10 +92,11 @@ def assemble(
             op = plan.ops[i]
             for p in (*op.payloads, *op.reply):
                 used[p.key] = p
-            operations[op_id] = _operation(op, plan.id, channel_ref, requirements)
+            operations[op_id] = _operation(op, plan, channel_ref, requirements)
         for key, p in used.items():
             messages[key] = _message(p)
         out_channels[plan.id] = _channel(plan, {k: used[k] for k in sorted(used)})
+    placed, out_channels = place(dict(sorted(servers.items())), dict(sorted(out_channels.items())))
     components: Components = {
         "schemas": schemas,
         "messages": dict(sorted(messages.items())),
@@ -100,9 +109,9 @@ def assemble(
     document: Document = {
         "asyncapi": ASYNCAPI_VERSION,
         "info": info,
-        "servers": dict(sorted(servers.items())),
+        "servers": placed,
         "defaultContentType": "application/json",
-        "channels": dict(sorted(out_channels.items())),
+        "channels": out_channels,
         "operations": dict(sorted(operations.items())),
         "components": components,
     }
@@ -110,10 +119,11 @@ def assemble(
 
 
 def _operation(
-    op: OperationPlan, cid: str, channel_ref: Reference, requirements: list[Reference]
+    op: OperationPlan, plan: ChannelPlan, channel_ref: Reference, requirements: list[Reference]
 ) -> Operation:
     def refs(payloads: list[Payload]) -> list[Reference]:
-        return [ref(f"#/channels/{cid}/messages/{k}") for k in sorted({p.key for p in payloads})]
+        keys = sorted({p.key for p in payloads})
+        return [ref(f"#/channels/{plan.id}/messages/{k}") for k in keys]
 
     # built as a plain dict so the keys come in reading order: what, then which messages
     out: dict[str, Any] = {"action": op.action, "channel": channel_ref}
@@ -126,6 +136,12 @@ def _operation(
         out["reply"] = {"channel": channel_ref, "messages": refs(op.reply)}
     if requirements:
         out["security"] = list(requirements)
+    if op.method:  # the HTTP request opening a stream: its method and query parameters
+        binding: dict[str, Any] = {"method": op.method}
+        if plan.query:
+            binding["query"] = _query_object(plan)
+        binding["bindingVersion"] = HTTP_BINDING_VERSION
+        out["bindings"] = {"http": binding}
     if op.handler:
         out["x-rtframe-handler"] = op.handler
     if op.group:
@@ -134,6 +150,8 @@ def _operation(
 
 
 def _message(p: Payload) -> Message:
+    if p.fixed is not None:
+        return typing.cast(Message, {"name": p.key, **p.fixed})
     out: Message = {"name": p.key}
     title = p.schema.get("title")
     out["title"] = title if isinstance(title, str) else p.key
@@ -170,6 +188,11 @@ def _channel(plan: ChannelPlan, used: dict[str, Payload]) -> Channel:
     if params:
         out["parameters"] = params
     out["messages"] = {k: ref(f"#/components/messages/{k}") for k in used}
+    if plan.kind != "ws":
+        # the HTTP channel binding has no fields (the spec reserves it); naming it says the
+        # channel is HTTP, and the request's operation binding holds method and query
+        out["bindings"] = {"http": {}}
+        return typing.cast(Channel, out)
     binding: dict[str, Any] = {"method": "GET"}
     if plan.query:
         binding["query"] = _query_object(plan)

@@ -12,6 +12,12 @@ Mapping, from the application's point of view:
 
 - one channel per WebSocket route; `address` is the path template without converters,
   `parameters` its `{params}`; query parameters go to the `ws` channel binding;
+- one channel per SSE endpoint, on the `http` servers: the `GET` opening it is a
+  `receive` operation with `http` bindings, its events `send` operations
+  (`rtframe.asyncapi.streams`);
+- one channel per streaming HTTP route, if the description lists HTTP routes: a
+  `receive` operation per method, replied by the streamed body
+  (`rtframe.asyncapi.http_streams`);
 - `receive` operation per receive handler, with a `reply` when the handler answers the
   sender (a return annotation and no `@group.broadcast`);
 - `send` operation per group reachable from the route, carrying every message any handler
@@ -32,12 +38,12 @@ from collections.abc import Mapping
 from typing import Literal, Protocol
 
 from ..description import AppDescription
-from ..exceptions import ConfigurationError
 from .control import add_positions
 from .document import assemble
 from .operations import Collector
 from .payloads import generate_schemas
 from .schema import Document, Server
+from .servers import place, server
 
 __all__ = ["Describable", "describe", "generate", "server", "with_servers"]
 
@@ -74,7 +80,7 @@ def generate(
     pathname: str | None = None,
     servers: Mapping[str, Server] | None = None,
 ) -> Document:
-    """Return the AsyncAPI 3.0.0 document of an app's WebSocket routes.
+    """Return the AsyncAPI 3.0.0 document of an app's WebSocket routes and SSE endpoints.
 
     Args:
         target: the app's description, or the app (anything with `describe()`); it is
@@ -82,7 +88,9 @@ def generate(
         host: `host[:port]` clients connect to; used when `servers` is not given.
         protocol: "ws" or "wss".
         pathname: a path prefix the app is served under, if any.
-        servers: the complete `servers` map instead of `host`/`protocol`/`pathname`.
+        servers: the complete `servers` map instead of `host`/`protocol`/`pathname`;
+            with SSE endpoints, an `http`/`https` twin of each `ws`/`wss` server is added
+            unless the map has one (`rtframe.asyncapi.servers`).
 
     Raises:
         ConfigurationError: a server is malformed, a type cannot be described as JSON
@@ -99,31 +107,19 @@ def generate(
     return assemble(description, channels, schemas, dict(servers))
 
 
-def server(host: str, protocol: str = "ws", pathname: str | None = None) -> Server:
-    """One Server Object, checked: `host` is `host[:port]`, `protocol` ws or wss."""
-    if not host or "://" in host or "/" in host or any(c.isspace() for c in host):
-        raise ConfigurationError(
-            f"server host {host!r} must be host[:port], with no scheme and no path "
-            "(put a path prefix in pathname)"
-        )
-    if protocol not in ("ws", "wss"):
-        raise ConfigurationError(f"server protocol must be 'ws' or 'wss', not {protocol!r}")
-    out: Server = {"host": host, "protocol": "wss" if protocol == "wss" else "ws"}
-    if pathname:
-        if not pathname.startswith("/"):
-            raise ConfigurationError(f"server pathname {pathname!r} must start with '/'")
-        out["pathname"] = pathname
-    return out
-
-
 def with_servers(document: Document, servers: Mapping[str, Server]) -> Document:
-    """A copy of `document` describing other servers; the rest is shared, not copied."""
+    """A copy of `document` describing other servers; the rest is shared, not copied.
+
+    With SSE channels, a `ws` server given alone gets its `http` twin and each channel
+    lists the servers of its protocol (`rtframe.asyncapi.servers.place`).
+    """
+    placed, channels = place(servers, document["channels"])
     out: Document = {
         "asyncapi": document["asyncapi"],
         "info": document["info"],
-        "servers": dict(servers),
+        "servers": placed,
         "defaultContentType": document["defaultContentType"],
-        "channels": document["channels"],
+        "channels": channels,
         "operations": document["operations"],
         "components": document["components"],
     }

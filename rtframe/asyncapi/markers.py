@@ -2,9 +2,10 @@
 
 Two attributes carry it, read only when a document is generated (never per message):
 
-`__rtframe_sends__`, set by `@sends(...)` on a connect, receive or disconnect handler:
-the messages the handler pushes itself (`conn.send`, `send_to_connection`,
-`group.broadcast(...)` from inside the handler), which no return annotation shows.
+`__rtframe_sends__`, set by `@sends(...)` on a connect, receive or disconnect handler
+or an SSE endpoint: the messages the handler pushes itself (`conn.send`,
+`send_to_connection`, `group.broadcast(...)` from inside the handler), which no return
+annotation shows, and the groups whose messages its connections get.
 
 `__rtframe_security__`, set by an integration on a dependency (or on a handler): the
 route needs credentials. Its value is one AsyncAPI Security Scheme Object (a mapping
@@ -55,8 +56,13 @@ def sends(
 ) -> Callable[[F], F]:
     """Declare, for the AsyncAPI document, messages a handler sends outside its return value.
 
-    Use it on connect, receive or disconnect handlers, above or below the router's
-    decorator. It changes nothing at run time.
+    Use it on connect, receive or disconnect handlers and on SSE endpoints, above or
+    below the router's decorator. It changes nothing at run time.
+
+    `@sends(group=g)` with no message type says only that the route's connections (or
+    streams) are members of `g`: its channel then documents every message any route
+    declares or broadcasts to `g`, which is what an SSE endpoint that joins a group
+    usually needs.
 
     Args:
         *messages: the message types (Pydantic models, or any type Pydantic can describe).
@@ -66,10 +72,10 @@ def sends(
         description: what the push is for; the handler's docstring is used otherwise.
 
     Raises:
-        ConfigurationError: no message type was given.
+        ConfigurationError: neither a message type nor a group was given.
     """
-    if not messages:
-        raise ConfigurationError("@sends() needs at least one message type")
+    if not messages and group is None:
+        raise ConfigurationError("@sends() needs at least one message type, or a group=")
 
     def decorator(fn: F) -> F:
         declared = (*getattr(fn, SENDS_MARKER, ()), Sends(messages, group, description))

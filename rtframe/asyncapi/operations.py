@@ -1,8 +1,9 @@
 """What an app's routes say, before any schema is generated: messages and operations.
 
-`Collector(description).collect()` walks an `AppDescription` (routes sorted by path) and
-returns one `ChannelPlan` per route. Nothing here generates JSON Schema or emits document
-objects; it only decides which messages exist and which operations carry them:
+`Collector(description).collect()` walks an `AppDescription` (WebSocket routes and SSE
+endpoints, sorted by path) and returns one `ChannelPlan` per route. Nothing here
+generates JSON Schema or emits document objects; it only decides which messages exist
+and which operations carry them:
 
 - a `Payload` is one message type travelling in one direction; the same type in the same
   direction is one payload (one component message) wherever it appears, except binary
@@ -15,8 +16,14 @@ objects; it only decides which messages exist and which operations carry them:
   what any route sends to it (`add_group_ops`, once every route is collected);
 - `@sends(...)` without a group is a `send` operation per message (handlers pushing the
   same message share it);
+- `@sends(group=g)` with no message: the route reaches `g` (its channel gets `g`'s
+  `broadcast` operation) without adding to what `g` is sent; a group reached that no
+  route says anything about is a `ConfigurationError`;
 - rtframe's own frames (errors, `$dropped`, `$reconnect`, heartbeat, `$gap`,
   `$recovery`) and the `$since` query parameter come from `control`;
+- an SSE endpoint's channel (`kind="sse"`) gets the `GET` opening it and the events
+  only streams get from `streams` instead of the WebSocket-only frames; a streaming
+  HTTP route's (`kind="http"`) its requests and streamed response (`http_streams`);
 - the security schemes of a route are those its handlers and their dependencies
   (transitively) declare; two declaring one name differently is a `ConfigurationError`.
 """
@@ -24,19 +31,21 @@ objects; it only decides which messages exist and which operations carry them:
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic.json_schema import JsonSchemaMode
 
 from ..description import AppDescription, HandlerDescription, RouteDescription
 from ..exceptions import ConfigurationError
-from . import control, docstrings, names
+from . import control, docstrings, http_streams, names, streams
 from .markers import declared_sends, security_schemes
 from .plans import ChannelPlan, GroupUse, OperationPlan, Payload, QueryField
 
 if TYPE_CHECKING:
     from ..groups import Group
+
+Kind = Literal["ws", "sse", "http"]
 
 __all__ = [
     "ChannelPlan",
@@ -58,10 +67,27 @@ class Collector:
         self.groups: dict[str, GroupUse] = {}
 
     def collect(self) -> list[ChannelPlan]:
-        """Every route's channel plan, sorted by path, group operations included."""
-        routes = sorted(self.description.routes, key=lambda r: r.path)
-        ids = names.unique([names.slug(r.path) for r in routes])
-        channels = [self.route(route, cid) for route, cid in zip(routes, ids, strict=True)]
+        """Every route's channel plan, sorted by path (a WebSocket route, then an SSE
+        endpoint, then streaming HTTP routes of one path), group operations included.
+
+        Raises:
+            ConfigurationError: a route reaches a group no route says anything about.
+        """
+        order = {"ws": 0, "sse": 1, "http": 2}
+        routes: list[tuple[RouteDescription, Kind, Any]] = [
+            *((r, "ws", None) for r in self.description.routes),
+            *((r, "sse", None) for r in self.description.sse_routes),
+            *(
+                (http_streams.as_route(r), "http", r)
+                for r in http_streams.http_routes(self.description)
+            ),
+        ]
+        routes.sort(key=lambda t: (t[0].path, order[t[1]]))
+        ids = names.unique([names.slug(r.path) for r, _, _ in routes])
+        channels = [
+            self.http_route(route, cid, raw) if kind == "http" else self.route(route, cid, kind)
+            for (route, kind, raw), cid in zip(routes, ids, strict=True)
+        ]
         for channel in channels:
             self.add_group_ops(channel)
         return channels
@@ -82,13 +108,14 @@ class Collector:
             found = self.payloads[key] = Payload(annotation, mode, binary, hint, note)
         return found
 
-    def route(self, route: RouteDescription, cid: str) -> ChannelPlan:
+    def route(self, route: RouteDescription, cid: str, kind: Kind = "ws") -> ChannelPlan:
         text = [h for h in route.receive if h.message is not bytes]
         binary = [h for h in route.receive if h.message is bytes]
         receive = (*sorted(text, key=lambda h: names.type_name(h.message)), *binary)
         connect = (route.connect,) if route.connect is not None else ()
         every = (*connect, *receive, *route.disconnect)
-        channel = ChannelPlan(route, cid, every, receive)
+        channel = ChannelPlan(route, cid, every, receive, kind=kind)
+        stream = kind == "sse"
         for handler in receive:
             channel.ops.append(self.receive_op(handler))
         for handler in every:
@@ -97,15 +124,47 @@ class Collector:
                     channel, handler, declared.messages, declared.group, declared.description
                 )
         channel.groups = self.reached(every)
-        channel.ops += control.common_ops(self.payload, route)
-        channel.ops += control.group_ops(self.payload, channel.groups.values())
+        if stream:
+            history = any(control.history_of(g) is not None for g in channel.groups.values())
+            request, response = self.fixed(streams.request_payload, streams.response_payload)
+            channel.ops.append(streams.open_op(route, request, response, history=history))
+            channel.ops += streams.stream_ops(self.payload)
+        else:
+            channel.ops += control.common_ops(self.payload, route)
+        channel.ops += control.group_ops(self.payload, channel.groups.values(), stream=stream)
         channel.security = self.security(route, every)
         channel.query = [
             QueryField(q.name, q.annotation, q.required, q.default) for q in route.query_params
         ]
-        since = control.since_query(channel.groups.values())
+        since = control.since_query(channel.groups.values(), stream=stream)
         if since is not None:
             channel.query.append(since)
+        return channel
+
+    def fixed(self, *makers: Callable[[], Payload], key: str = "") -> list[Payload]:
+        """The payloads `makers` write out (`Payload.fixed`), each made once (per `key`)."""
+        out = []
+        for make in makers:
+            ident = (None, "fixed", f"{make.__name__}:{key}")
+            found = self.payloads.get(ident)
+            if found is None:
+                found = self.payloads[ident] = make()
+            out.append(found)
+        return out
+
+    def http_route(self, route: RouteDescription, cid: str, raw: Any) -> ChannelPlan:
+        """The channel of a streaming HTTP route (`raw`, seen as `route`)."""
+        every = (route.connect,) if route.connect is not None else ()
+        channel = ChannelPlan(route, cid, every, (), kind="http")
+        (without_body,) = self.fixed(http_streams.no_body)
+        # one response per route: two handlers of one path (by method) have one each
+        key = f"{route.path} {' '.join(raw.methods)}"
+        (stream,) = self.fixed(lambda: http_streams.stream_payload(raw), key=key)
+        channel.ops += http_streams.operations(self.payload, raw, without_body, stream)
+        channel.security = self.security(route, every)
+        channel.query = [
+            QueryField(q.name, q.annotation, q.required, q.default) for q in route.query_params
+        ]
         return channel
 
     def reached(self, handlers: Iterable[HandlerDescription]) -> dict[str, Group]:
@@ -173,6 +232,10 @@ class Collector:
         description: str | None,
     ) -> None:
         name = names.fn_name(handler.fn)
+        stream = channel.kind == "sse"
+        target = "stream" if stream else "connection"
+        if group is not None:
+            self.group_use(group)  # reached even when no message is named here
         for message in messages:
             payload = self.payload(
                 message,
@@ -183,7 +246,9 @@ class Collector:
             if group is not None:
                 use = self.group_use(group)
                 use.payloads.append(payload)
-                use.sources.append(f"`{name}` (declared with `@sends`)")
+                # an SSE endpoint rarely sends to its group: it says what the group gets
+                source = f"what `{name}` declares with `@sends`" if stream else None
+                use.sources.append(source or f"`{name}` (declared with `@sends`)")
                 continue
             op = next(
                 (o for o in channel.ops if o.verb == "send" and o.payloads == [payload]), None
@@ -195,7 +260,7 @@ class Collector:
                         None,
                         "send",
                         [payload],
-                        summary=description or f"Pushed to this connection by `{name}`.",
+                        summary=description or f"Pushed to this {target} by `{name}`.",
                         handler=name,
                     )
                 )
@@ -214,6 +279,13 @@ class Collector:
         slugs = names.unique([names.slug(t, keep=".-") for t in templates])
         for template, slug in zip(templates, slugs, strict=True):
             use = self.groups[template]
+            if not use.payloads:
+                raise ConfigurationError(
+                    f"route {channel.route.path!r} declares it gets the messages of group "
+                    f"{template!r} (@sends(group=...)), but no route says what the group "
+                    "is sent: declare them with @sends(Model, group=...) where they are "
+                    "broadcast, or on this route"
+                )
             sources = ", ".join(dict.fromkeys(use.sources))
             description = (
                 f"Every connection in group `{template}` receives these messages, "
@@ -227,6 +299,11 @@ class Collector:
                     "position, and a client that reconnects with `$since` gets what it "
                     "missed (`$recovery`)."
                 )
+                if channel.kind == "sse":
+                    description += (
+                        " On a stream those events' `id` carries the positions, so "
+                        "EventSource's `Last-Event-ID` does this by itself."
+                    )
             channel.ops.append(
                 OperationPlan(
                     "broadcast",

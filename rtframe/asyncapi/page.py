@@ -136,6 +136,9 @@ class _Page:
             out.append(f"<h3><code>{_e(channel.get('address', ''))}</code></h3>")
             out.append(f"<div class='muted'>channel <code>{_e(cid)}</code></div>")
             out.append(_summary_and_description(channel))
+            if channel.get("servers"):  # only in documents with SSE streams
+                on = [r.get("$ref", "").rsplit("/", 1)[-1] for r in channel["servers"]]
+                out.append(f"<div>Servers: {', '.join(_e(n) for n in on)}</div>")
             out.append(self.parameters(channel.get("parameters", {})))
             out.append(self.query(channel.get("bindings", {}).get("ws", {}).get("query")))
             out.append("<h3>Operations</h3>")
@@ -180,6 +183,10 @@ class _Page:
         if op.get("security"):
             names = [s.get("$ref", "").rsplit("/", 1)[-1] for s in op["security"]]
             out.append(f"<div>Security: {', '.join(_e(n) for n in names)}</div>")
+        http = op.get("bindings", {}).get("http")
+        if http:  # the request opening an SSE stream
+            out.append(f"<div>HTTP request: <code>{_e(http.get('method', ''))}</code></div>")
+            out.append(self.query(http.get("query")))
         out.append("</div>")
         return "".join(out)
 
@@ -199,11 +206,17 @@ class _Page:
             content_type = message.get("contentType", self.doc.get("defaultContentType", ""))
             out.append(
                 f"<div class='muted'>Content type <code>{_e(content_type)}</code> · payload "
-                f"{self.type_of(payload)}</div>"
+                f"{self.type_of(payload) if 'payload' in message else 'none'}</div>"
             )
             target = self.resolve(payload)
             if target.get("properties"):
                 out.append(self.properties(target))
+            http = message.get("bindings", {}).get("http")
+            if http:  # an SSE stream's request or response
+                if "statusCode" in http:
+                    out.append(f"<div>HTTP status <code>{_e(http['statusCode'])}</code></div>")
+                if http.get("headers"):
+                    out.append("<h4>HTTP headers</h4>" + self.properties(http["headers"]))
             for example in message.get("examples", []):
                 label = _e(example.get("name", "example"))
                 text = json.dumps(example.get("payload"), indent=2, ensure_ascii=False)

@@ -12,7 +12,10 @@
   keys are stable;
 - a model's `examples` (`json_schema_extra={"examples": [...]}`) must be a list of payloads
   its own schema accepts;
-- query parameter schemas stay inline (they go to the channel's `ws` binding).
+- query parameter schemas stay inline (they go to the channel's `ws` binding, or to the
+  `http` binding of the request opening an SSE stream);
+- a payload written out by the generator (`Payload.fixed`, an SSE stream's request and
+  response) gets no schema, only a key no other message has.
 
 A type Pydantic cannot describe, or a bad example, is a `ConfigurationError` naming it.
 """
@@ -53,7 +56,11 @@ def generate_schemas(
         ConfigurationError: a type cannot be described, or a model's example does not
             validate against it.
     """
-    ordered = sorted(payloads, key=lambda p: (p.hint, p.mode, p.binary))
+    payloads = list(payloads)
+    fixed = sorted((p for p in payloads if p.fixed is not None), key=lambda p: p.hint)
+    ordered = sorted(
+        (p for p in payloads if p.fixed is None), key=lambda p: (p.hint, p.mode, p.binary)
+    )
     inputs: _Inputs = []
     for i, p in enumerate(ordered):
         inputs.append((i, p.mode, TypeAdapter(p.annotation)))
@@ -80,6 +87,9 @@ def generate_schemas(
         _check_examples(p)
     for key, query in queries:
         query.schema = to_draft07(results[(key, "validation")])
+    for p in fixed:  # written out, no schema: only a key no schema (so no message) has
+        p.key = names.unique([p.hint], taken)[0]
+        taken.add(p.key)
     return dict(sorted(hoisted.items()))
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic.json_schema import JsonSchemaMode
 
 from ..description import HandlerDescription, RouteDescription
-from .schema import Schema
+from .schema import Message, Schema
 
 if TYPE_CHECKING:
     from ..groups import Group
@@ -26,6 +26,8 @@ class Payload:
     """One message type travelling in one direction; becomes one component message.
 
     `key` and `schema` are filled when schemas are generated (`payloads.generate_schemas`).
+    A `fixed` payload is a message written out by the generator (an SSE stream's HTTP
+    request and response): no schema is generated for it, only its key.
     """
 
     annotation: Any
@@ -35,6 +37,7 @@ class Payload:
     note: str | None = None  #: description when its type is not a model
     key: str = ""
     schema: Schema = field(default_factory=dict)
+    fixed: Message | None = None
 
 
 class PayloadMaker(Protocol):
@@ -64,6 +67,9 @@ class OperationPlan:
     description: str | None = None
     handler: str | None = None
     group: str | None = None
+    #: the HTTP method when the operation is the request opening a stream: it gets an
+    #: `http` binding with the method and the channel's query parameters
+    method: str | None = None
 
 
 @dataclass(eq=False)
@@ -94,6 +100,9 @@ class ChannelPlan:
     query: list[QueryField] = field(default_factory=list)
     #: the groups its handlers broadcast to or declare sends to, by template, sorted
     groups: dict[str, Group] = field(default_factory=dict)
+    #: "ws" for a WebSocket route, "sse" for an SSE endpoint (`SSERouter`), "http" for a
+    #: streaming HTTP route
+    kind: Literal["ws", "sse", "http"] = "ws"
 
 
 @dataclass(eq=False)

@@ -11,6 +11,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "ASYNCAPI_VERSION",
+    "HTTP_BINDING_VERSION",
     "SECURITY_MARKER",
     "SENDS_MARKER",
     "WS_BINDING_VERSION",
@@ -31,6 +32,9 @@ __all__ = [
 
 ASYNCAPI_VERSION = "3.0.0"
 WS_BINDING_VERSION = "0.1.0"
+#: The HTTP bindings' version (operations and messages of SSE streams); the official
+#: parser knows 0.2.0 and 0.3.0, and 0.3.0 is the one with a response's `statusCode`.
+HTTP_BINDING_VERSION = "0.3.0"
 #: The marker attribute a dependency (or handler) sets to say a route needs credentials.
 SECURITY_MARKER = "__rtframe_security__"
 #: The attribute `@sends(...)` sets on a handler to declare the messages it pushes itself.
@@ -48,7 +52,7 @@ class Info(TypedDict):
 
 class Server(TypedDict):
     host: str
-    protocol: Literal["ws", "wss"]
+    protocol: Literal["ws", "wss", "http", "https"]
     pathname: NotRequired[str]
     description: NotRequired[str]
 
@@ -80,6 +84,7 @@ class Message(TypedDict, total=False):
     contentType: str
     payload: Schema | Reference
     examples: list[MessageExample]
+    bindings: dict[str, Any]
 
 
 class OperationReply(TypedDict):
@@ -97,6 +102,7 @@ Operation = TypedDict(
         "messages": list[Reference],
         "reply": NotRequired[OperationReply],
         "security": NotRequired[list[Reference]],
+        "bindings": NotRequired[dict[str, Any]],
         # where the operation comes from in the code: the handler, the broadcast group
         "x-rtframe-handler": NotRequired[str],
         "x-rtframe-group": NotRequired[str],
@@ -108,6 +114,8 @@ class Channel(TypedDict):
     address: str
     summary: NotRequired[str]
     description: NotRequired[str]
+    #: only in a document with SSE streams: each channel on the servers of its protocol
+    servers: NotRequired[list[Reference]]
     parameters: NotRequired[dict[str, Parameter]]
     messages: dict[str, Reference]
     bindings: dict[str, Any]

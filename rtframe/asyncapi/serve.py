@@ -35,7 +35,8 @@ def serve(
     """Add GET routes for the document and its page to `app`; None leaves one out.
 
     The document describes the server the request reached: its `Host` header, `wss`
-    when the request came over HTTPS, and the ASGI `root_path` as pathname. The rest is
+    when the request came over HTTPS, and the ASGI `root_path` as pathname (with SSE
+    endpoints, its `http`/`https` twin as well). The rest is
     generated once and regenerated only when the app's description changes.
     """
     cache: list[tuple[AppDescription, Document]] = []

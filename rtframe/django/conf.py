@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 
 from ..app import RealtimeApp
 from ..exceptions import ConfigurationError
+from ..http_routing import HTTPRouter
 from ..layers.base import Layer
 from ..layers.memory import InMemoryLayer
 from ..limits import Limits
@@ -110,7 +111,7 @@ def layer_from_settings(conf: Mapping[str, Any] | None = None) -> Layer:
 
 
 def create_app(
-    routers: Iterable[WebSocketRouter | SSERouter] = (), **overrides: Any
+    routers: Iterable[WebSocketRouter | SSERouter | HTTPRouter] = (), **overrides: Any
 ) -> RealtimeApp:
     """Create a `RealtimeApp` configured from `settings.RTFRAME`.
 
@@ -118,7 +119,7 @@ def create_app(
     the Django user (`rtframe.django.user_key`).
 
     Args:
-        routers: the WebSocket routers (and SSE routers) to serve.
+        routers: the WebSocket, SSE and HTTP routers to serve.
         **overrides: `RealtimeApp` keyword arguments that win over the settings.
 
     Returns:

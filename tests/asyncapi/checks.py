@@ -5,7 +5,10 @@
   no query string or fragment in an address;
 - every message example validates against its payload schema (draft-07, `jsonschema`);
 - every schema is a valid draft-07 schema with no 2020-12-only keyword left;
-- operation messages are `$ref`s into their own channel's messages.
+- operation messages are `$ref`s into their own channel's messages;
+- the `http` bindings of SSE streams: an empty channel binding (the spec reserves it),
+  query and header schemas that are objects with properties, and each channel only on
+  servers of its protocol (`ws`/`wss` or `http`/`https`).
 
 Plus `parser_diagnostics`, which runs the official parser (`tools/asyncapi-validate`).
 """
@@ -71,10 +74,24 @@ def schemas(document: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     components = document.get("components", {})
     for name, schema in components.get("schemas", {}).items():
         yield f"components/schemas/{name}", schema
+    yield from queries(document)
+    for key, message in components.get("messages", {}).items():
+        headers = message.get("bindings", {}).get("http", {}).get("headers")
+        if headers is not None:
+            yield f"components/messages/{key}/bindings/http/headers", headers
+
+
+def queries(document: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """The query schemas: of WebSocket channels' `ws` bindings, and of the `http`
+    bindings of the requests opening SSE streams."""
     for cid, channel in document.get("channels", {}).items():
         query = channel.get("bindings", {}).get("ws", {}).get("query")
         if query is not None:
             yield f"channels/{cid}/bindings/ws/query", query
+    for op_id, op in document.get("operations", {}).items():
+        query = op.get("bindings", {}).get("http", {}).get("query")
+        if query is not None:
+            yield f"operations/{op_id}/bindings/http/query", query
 
 
 def keywords(schema: Any) -> Iterator[str]:
@@ -115,6 +132,26 @@ def problems(document: Mapping[str, Any]) -> list[str]:
         query = channel.get("bindings", {}).get("ws", {}).get("query")
         if query is not None and (query.get("type") != "object" or "properties" not in query):
             found.append(f"channel {cid}: the ws query binding must be an object with properties")
+        if channel.get("bindings", {}).get("http") not in (None, {}):
+            found.append(f"channel {cid}: the http channel binding must be empty (the spec)")
+    for where, schema in schemas(document):
+        if "bindings/http/" in where and (
+            schema.get("type") != "object" or "properties" not in schema
+        ):
+            found.append(f"{where}: must be an object with properties (the http binding)")
+    families = {
+        "http" if s.get("protocol") in ("http", "https") else "ws"
+        for s in document.get("servers", {}).values()
+    }
+    for cid, channel in document.get("channels", {}).items():
+        if len(families) > 1 and not channel.get("servers"):
+            found.append(f"channel {cid}: no servers listed, so it claims ws and http servers")
+    for name, server in document.get("servers", {}).items():
+        family = "http" if server.get("protocol") in ("http", "https") else "ws"
+        for cid, channel in document.get("channels", {}).items():
+            kind = "http" if "http" in channel.get("bindings", {}) else "ws"
+            if {"$ref": f"#/servers/{name}"} in channel.get("servers", []) and kind != family:
+                found.append(f"channel {cid} ({kind}) is on server {name} ({family})")
     for op_id, op in document.get("operations", {}).items():
         channel = op.get("channel", {}).get("$ref", "")
         for r in [*op.get("messages", []), *op.get("reply", {}).get("messages", [])]:

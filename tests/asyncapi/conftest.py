@@ -71,15 +71,17 @@ def cli_document(target: str, *args: str) -> dict[str, Any]:
 
 
 FEATURE_APP = "tests.asyncapi.feature_app:app"
+#: SSE endpoints beside WebSocket routes (tests/asyncapi/sse_feature_app.py)
+SSE_FEATURE_APP = "tests.asyncapi.sse_feature_app:app"
 
 
 @pytest.fixture(scope="session")
 def judged() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Every example app's document and the feature app's, with the parser's diagnostics.
+    """Every example app's document and the feature apps', with the parser's diagnostics.
 
     One parser run for all of them: starting Node and loading the parser is the slow part.
     """
-    targets = [FEATURE_APP, *example_targets()]
+    targets = [FEATURE_APP, SSE_FEATURE_APP, *example_targets()]
     documents = [cli_document(t) for t in targets]
     diagnostics = parser_diagnostics(*documents)
     return {t: (d, diag) for t, d, diag in zip(targets, documents, diagnostics, strict=True)}

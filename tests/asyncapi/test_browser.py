@@ -58,3 +58,22 @@ async def test_the_page_renders_offline(tmp_path: Path) -> None:
     assert draw_fields == ["type", "points", "color", "size", "origin"]
     assert {"Draw", "Point", "ErrorFrame", "HistoryReply"} <= set(schemas)
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+@pytest.mark.e2e
+async def test_the_page_of_streams_shows_their_http_request_and_response(tmp_path: Path) -> None:
+    with uvicorn_server("tests.asyncapi.sse_feature_app:app") as port:
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await page.goto(f"http://127.0.0.1:{port}/asyncapi", wait_until="load")
+            servers = await page.locator("#servers td code").all_inner_texts()
+            opening = await page.locator(
+                "[id='operation-events_rooms_room.receive.open']"
+            ).inner_text()
+            response = await page.locator("#message-EventStream").inner_text()
+            await page.screenshot(path=str(tmp_path / "streams.png"), full_page=True)
+    assert servers == [f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}"]
+    assert "HTTP request: GET" in opening and "Reply: EventStream" in opening
+    assert "lines" in opening and "$since" in opening  # the query parameters
+    assert "HTTP status 200" in response and "X-Accel-Buffering" in response
+    assert "Content type text/event-stream" in response

@@ -81,7 +81,7 @@ def app_with(handler: Any, path: str = "/ws", connect: Any = None, **options: An
         ("ws://example.com", "ws", None, "must be host[:port], with no scheme"),
         ("example.com/ws", "ws", None, "must be host[:port]"),
         ("", "ws", None, "must be host[:port]"),
-        ("example.com", "http", None, "protocol must be 'ws' or 'wss', not 'http'"),
+        ("example.com", "ftp", None, "protocol must be 'ws', 'wss', 'http' or 'https', not 'ftp'"),
         ("example.com", "wss", "api", "pathname 'api' must start with '/'"),
     ],
 )

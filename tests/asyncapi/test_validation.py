@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from .checks import ROOT, errors, parser_diagnostics, problems
-from .conftest import FEATURE_APP, example_targets
+from .conftest import FEATURE_APP, SSE_FEATURE_APP, example_targets
 
-TARGETS = [FEATURE_APP, *example_targets()]
+TARGETS = [FEATURE_APP, SSE_FEATURE_APP, *example_targets()]
 Judged = dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
 
 
