@@ -30,7 +30,7 @@ from .layers.base import Layer, Position
 from .layers.memory import InMemoryLayer
 from .limits import DEFAULT_RATE_LIMIT, Limits, LimitStats, RateLimit
 from .messages import encode
-from .mounting import MountError, Mounts
+from .mounting import MountError, Mounts, route_path
 from .origins import AllowedOrigins
 from .routing import WebSocketRouter
 from .sse import SSEChannel, SSEOptions, SSERouter, Stream, last_event_scope
@@ -394,7 +394,7 @@ class RealtimeApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._sse_table and scope["method"] == "GET":
-            found = self._sse_table.match(scope["path"])
+            found = self._sse_table.match(route_path(scope))
             if found is not None:
                 await self._sse(scope, receive, send)
                 return
@@ -468,7 +468,7 @@ class RealtimeApp:
             count(self.stats.refused, "draining")
             await self._drainer.refuse(scope, send)
             return None
-        found = (self._sse_table if stream else self._table).match(scope["path"])
+        found = (self._sse_table if stream else self._table).match(route_path(scope))
         if found is None:
             count(self.stats.refused, "no_route")
             logger.warning(

@@ -219,3 +219,14 @@ async def test_a_frozen_client_is_let_go_within_two_keepalives() -> None:
             await asyncio.sleep(0.05)
             assert asyncio.get_running_loop().time() - started < 3, "never let go"
         assert app.stats.timeouts.get("heartbeat") == 1
+
+
+async def test_streams_match_below_the_servers_root_path() -> None:
+    """Under `uvicorn --root-path /api` (or a mount) `path` starts with the root path;
+    routes match what follows it (WebSocket routes go through the same `_open`)."""
+    app = make_app()
+    async with TestClient(app):
+        stream = SSEClient(app, "/api/events/r")
+        stream.scope["root_path"] = "/api"
+        assert await stream.start() == 200
+        await stream.disconnect()
