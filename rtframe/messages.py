@@ -68,6 +68,23 @@ class ReconnectNotice(BaseModel):
     after_ms: int
 
 
+class CloseNotice(BaseModel):
+    """The last event of an SSE stream: the close code and reason, as a WebSocket gets them.
+
+    The response ends right after it. EventSource reconnects by itself after `retry`;
+    a client told a final code (4001 logged out, 1008 policy) should close its source.
+    """
+
+    type: Literal["$close"] = "$close"
+    code: int
+    reason: str
+
+
+def close_event(code: int, reason: str) -> str:
+    """The `$close` frame an SSE stream ends with."""
+    return to_json({"type": "$close", "code": code, "reason": reason}).decode()
+
+
 def error_frame(code: str, detail: str, errors: Sequence[Any] = ()) -> str:
     return to_json(
         {"type": "error", "code": code, "detail": detail, "errors": list(errors)}
@@ -194,12 +211,14 @@ def build_encoder(annotation: Any) -> Callable[[Any], str | bytes]:
 
 __all__ = [
     "SERVER_ERRORS",
+    "CloseNotice",
     "DroppedNotice",
     "ErrorCode",
     "ErrorDetail",
     "ErrorFrame",
     "ReconnectNotice",
     "build_encoder",
+    "close_event",
     "describe_validation_error",
     "encode",
     "error_frame",

@@ -39,6 +39,7 @@ from urllib.parse import quote
 
 from .connection import Connection
 from .history import SINCE_PARAM, parse_since
+from .messages import close_event
 from .routing import RouteSpec, WebSocketRouter
 from .timing import PING, Heartbeat, Timeouts
 from .types import Message, Receive, Scope, Send
@@ -264,7 +265,7 @@ class SSEChannel:
             self._ended = True
             await self._send({"type": "http.response.body", "body": b""})
             return
-        frame = json.dumps({"type": "$close", "code": code, "reason": reason})
+        frame = close_event(code, reason)
         self._ended = True
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)

@@ -22,12 +22,8 @@ path and whose parameters are its `{params}`, but it speaks HTTP:
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel
-
 from ..description import RouteDescription
-from ..messages import ReconnectNotice
+from ..messages import CloseNotice, ReconnectNotice
 from . import names
 from .plans import OperationPlan, Payload, PayloadMaker
 from .schema import HTTP_BINDING_VERSION, Message, Schema
@@ -54,18 +50,6 @@ RESPONSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 _EXAMPLE_ID = '{"room.lobby":{"epoch":"9f2c41aa","offset":17}}'
-
-
-class CloseNotice(BaseModel):
-    """The last event of an SSE stream: the close code and reason, as a WebSocket gets them.
-
-    The response ends right after it. EventSource reconnects by itself after `retry`;
-    a client told a final code (4001 logged out, 1008 policy) should close its source.
-    """
-
-    type: Literal["$close"] = "$close"
-    code: int
-    reason: str
 
 
 def request_payload() -> Payload:
