@@ -1,6 +1,7 @@
 """Echo benchmark: 50 clients, each sends a JSON frame, waits for the echo, repeats.
 
     python -m benchmarks.echo [--quick] [--apps bare,rtframe,channels] [--ws websockets-sansio]
+        [--servers uvicorn,hypercorn,daphne,granian]
 
 Each server validates every frame with one Pydantic model and sends it back.
 """
@@ -15,13 +16,24 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import add_window_arguments, base_parser, raise_fd_limit, run_cli, serve
+from benchmarks._common import (
+    add_server_arguments,
+    add_window_arguments,
+    base_parser,
+    case_server,
+    cases,
+    raise_fd_limit,
+    run_cli,
+    serve,
+    server_columns,
+)
 from benchmarks._loadgen import echo_worker
 from benchmarks._runner import (
     OtherLoad,
     Outcome,
     for_each_case,
     generators,
+    median_outcomes,
     merge,
     sleep_until,
     throughput_report,
@@ -30,14 +42,15 @@ from benchmarks._runner import (
 
 def run(args: argparse.Namespace) -> dict[tuple[str, str], list[Outcome]]:
     raise_fd_limit()
-    apps, impls = args.apps.split(","), args.ws.split(",")
+    apps, impls = args.apps.split(","), cases(args)
     split = [
         args.clients // args.procs + (i < args.clients % args.procs) for i in range(args.procs)
     ]
     with generators(args.procs) as pool:
 
         def case(app: str, impl: str) -> Outcome:
-            with serve(app, "echo", impl) as server:
+            kind, ws = case_server(impl)
+            with serve(app, "echo", ws, kind) as server:
                 start_at = time.time() + 1.0 + args.warmup
                 end_at = start_at + args.duration
                 futures = [
@@ -57,7 +70,7 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str], list[Outcome]]:
 
 
 def report(runs: dict[tuple[str, str], list[Outcome]], args: argparse.Namespace) -> str:
-    return throughput_report(
+    text = throughput_report(
         (
             f"## Echo: {args.clients} clients, {args.duration:g} s window after {args.warmup:g} s "
             f"warm-up, {args.procs} generator process(es), client={args.client}, "
@@ -68,6 +81,10 @@ def report(runs: dict[tuple[str, str], list[Outcome]], args: argparse.Namespace)
         "msg",
         runs,
     )
+    if args.servers == "uvicorn":
+        return text
+    medians = {case: median_outcomes(outcomes) for case, outcomes in runs.items()}
+    return text + "\n\n" + server_columns(medians, cases(args), "round trips/s", "msgs")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--procs", type=int, default=1, help="load-generator processes")
     p.add_argument("--client", choices=("raw", "websockets"), default="raw",
                    help="raw: the lean protocol client; websockets: the websockets library")  # fmt: skip
+    add_server_arguments(p)
     add_window_arguments(p)
     return p
 

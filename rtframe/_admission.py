@@ -21,6 +21,7 @@ import random
 import time
 from typing import Any
 
+from ._sending import send_close
 from .connection import CLOSE_POLICY_VIOLATION, Connection, ConnectionState
 from .exceptions import Reject
 from .limits import Limits, LimitStats, TokenBucket
@@ -78,7 +79,9 @@ async def refuse_later(
             CLOSE_TRY_AGAIN_LATER,
         )
     await send({"type": "websocket.accept"})
-    await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER, "reason": reason})
+    await send_close(
+        send, {"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER, "reason": reason}
+    )
 
 
 _BUSY_BODY = b"The server is busy: retry later.\n"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._cursor import Cursor
 from ._scope import scope_headers, scope_query
+from ._sending import is_client_gone, resume, send_close
 from .exceptions import ConnectionStateError
 from .history import since_of
 from .messages import encode
@@ -295,9 +296,9 @@ class Connection:
         if self.state_ is ConnectionState.CONNECTING or self._pending is None:
             self.state_ = ConnectionState.CLOSED
             try:
-                await self._send(message)
+                await send_close(self._send, message)
             except Exception as exc:
-                if not _is_client_gone(exc):  # the peer being gone is what closing wanted
+                if not is_client_gone(exc):  # the peer being gone is what closing wanted
                     logger.warning("close of %r failed", self, exc_info=exc)
             return
         self.state_ = ConnectionState.CLOSING
@@ -317,7 +318,7 @@ class Connection:
             return
         message: Message = {"type": "websocket.close", "code": code, "reason": reason}
         try:
-            await asyncio.wait_for(self._send(message), timeout)
+            await asyncio.wait_for(send_close(self._send, message), timeout)
         except Exception as exc:  # gone, stalled, or already closed by the server
             logger.debug("close frame to %r not sent: %r", self, exc)
 
@@ -403,14 +404,16 @@ class Connection:
 
     async def _finish(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
         try:
-            await _resume(coro, waiting_on)
+            await resume(coro, waiting_on)
             while True:
                 while self._outbox:
                     message = self._outbox.popleft()
-                    await self._send(message)
                     if message["type"] == "websocket.close":
+                        await send_close(self._send, message)
                         self.state_ = ConnectionState.CLOSED
                         self._outbox.clear()
+                    else:
+                        await self._send(message)
                 if not self._lost or self.state_ is not _OPEN:
                     break
                 # the backlog is written: tell the client how many frames it did not get
@@ -454,7 +457,7 @@ class Connection:
         outbox.append(message)
 
     def _send_failed(self, exc: Exception) -> None:
-        if _is_client_gone(exc):
+        if is_client_gone(exc):
             logger.debug("send on %r failed: the client is gone (%r)", self, exc)
         else:  # not a closed socket: a server or app bug that must be seen
             logger.warning(
@@ -466,33 +469,3 @@ class Connection:
 def dropped_notice(count: int) -> str:
     """The frame telling a client that `count` frames meant for it were dropped."""
     return f'{{"type":"$dropped","count":{count}}}'
-
-
-def _is_client_gone(exc: BaseException) -> bool:
-    """Whether a failed send means the peer went away (as servers report it)."""
-    # uvicorn raises ClientDisconnected (an OSError) and the ASGI spec says OSError;
-    # other servers raise their websocket library's ConnectionClosed
-    return isinstance(exc, OSError) or any(
-        cls.__name__.startswith("ConnectionClosed") for cls in type(exc).__mro__
-    )
-
-
-async def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-    """Drive a coroutine that was started outside a task to completion."""
-    while True:
-        try:
-            if waiting_on is None:  # a bare `yield`: give the loop one turn
-                await asyncio.sleep(0)
-            else:
-                waiting_on._asyncio_future_blocking = False
-                await waiting_on
-        except BaseException as exc:  # hand the failure (or our cancellation) to the coroutine
-            try:
-                waiting_on = coro.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration:
-            return

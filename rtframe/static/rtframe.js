@@ -65,6 +65,11 @@ const CLOSE_SENTENCES = {
   4003: "You were disconnected for being idle.",
   4004: "The server took too long to let you in.",
   4008: "Your connection was too slow to keep up.",
+  // 1009/1011/1012/1013 as sent by servers that refuse those codes (daphne): 4000 + (code - 1000)
+  4009: "A message was too large for the server.",
+  4011: "The server ran into an error.",
+  4012: "The server is restarting.",
+  4013: "The server is busy right now.",
   4401: "You need to sign in.",
   4403: "You are not allowed here.",
   4404: "There is no such place.",
