@@ -5,6 +5,7 @@
     rtframe asyncapi module:attr [-o FILE] [--yaml] [--server-host HOST] [--server-protocol wss]
     rtframe docs serve module:attr [--host 127.0.0.1] [--port 8000]
     rtframe client-types module:attr [-o FILE.ts] [--modelina DIR]
+    rtframe worker module:attr [--concurrency 10] [--queue NAME]... [--grace 30]
 
 `module:attr` names a RealtimeApp, or the ASGI application returned by `mount_beside`
 (or any object whose `.app` chain leads to one). The current directory is importable, as
@@ -12,7 +13,8 @@ with uvicorn. `run` is uvicorn with a graceful drain on SIGTERM (`rtframe.run`; 
 `server` extra); the other commands read only the app's public description
 (`app.describe()`), taken once the app is imported. `client-types` writes TypeScript
 declarations of the messages, made from the AsyncAPI document by Modelina through Node.js
-(`rtframe.asyncapi.typescript`).
+(`rtframe.asyncapi.typescript`). `worker` runs the app's background tasks
+(`rtframe.tasks.worker`; needs the `tasks` extra).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .exceptions import ConfigurationError
 
 __all__ = [
     "SERVER_HINT",
+    "TASKS_HINT",
     "YAML_HINT",
     "CommandError",
     "build_parser",
@@ -44,6 +47,7 @@ __all__ = [
 
 YAML_HINT = "YAML output needs PyYAML: pip install 'rtframe[yaml]'"
 SERVER_HINT = "rtframe run needs uvicorn: pip install 'rtframe[server]'"
+TASKS_HINT = "rtframe worker needs taskiq: pip install 'rtframe[tasks]'"
 
 
 def _dump(document: Any, as_yaml: bool) -> str:
@@ -278,6 +282,53 @@ def _add_run(commands: Any) -> None:
     run.set_defaults(run=_run)
 
 
+def _worker(args: argparse.Namespace) -> int:
+    try:
+        from .tasks import worker
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("taskiq", "taskiq_redis"):
+            raise
+        raise CommandError(TASKS_HINT) from None
+    return worker.main(
+        args.app,
+        concurrency=args.concurrency,
+        queues=args.queue or [],
+        grace=args.grace,
+        log_level=args.log_level,
+    )
+
+
+def _add_worker(commands: Any) -> None:
+    work = commands.add_parser(
+        "worker",
+        help="run an app's background tasks (rtframe.tasks), with its layer started",
+        description="Run the tasks of module:attr (a Tasks, or an app one Tasks was made "
+        "for). On SIGTERM or Ctrl+C: take no new task, let running ones finish within the "
+        "grace period, hand the rest back to the queue; a second signal stops at once.",
+    )
+    work.add_argument("app", help="module:attr of a Tasks, or of the app it was made for")
+    work.add_argument("--concurrency", type=int, default=10, help="tasks run at once (default 10)")
+    work.add_argument(
+        "--queue",
+        action="append",
+        metavar="NAME",
+        help="a queue to take tasks from (repeatable; default: every queue of the tasks)",
+    )
+    work.add_argument(
+        "--grace",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long running tasks may finish after SIGTERM (default 30)",
+    )
+    work.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+    )
+    work.set_defaults(run=_worker)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtframe",
@@ -285,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run(commands)
+    _add_worker(commands)
 
     doc = commands.add_parser("asyncapi", help="print the AsyncAPI 3.0 document of an app")
     doc.add_argument("app", help="module:attr of a RealtimeApp (or of mount_beside's result)")
