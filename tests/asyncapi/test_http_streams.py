@@ -1,9 +1,7 @@
 """Streaming HTTP routes in the document (rtframe/asyncapi/http_streams.py).
 
-The app's description does not list HTTP routes yet (`AppDescription` has no
-`http_routes`); the generator reads them with `getattr`, so these tests give it a
-description that does, made of the real `HTTPRouteDescription`s of an `HTTPRouter`.
-When `AppDescription` gains the field, `with_http_routes` fills it instead.
+The tests give the generator a description whose `http_routes` are the real
+`HTTPRouteDescription`s of an `HTTPRouter`, beside the SSE feature app's routes.
 """
 
 from __future__ import annotations
@@ -23,16 +21,8 @@ from . import sse_feature_app
 from .checks import errors, parser_diagnostics, problems
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _WithHTTP(AppDescription):
-    http_routes: tuple[Any, ...] = ()
-
-
 def with_http_routes(base: AppDescription, routes: tuple[Any, ...]) -> AppDescription:
-    if "http_routes" in {f.name for f in dataclasses.fields(AppDescription)}:
-        return dataclasses.replace(base, http_routes=routes)  # type: ignore[call-arg]
-    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(AppDescription)}
-    return _WithHTTP(**fields, http_routes=routes)
+    return dataclasses.replace(base, http_routes=routes)
 
 
 class Search(BaseModel):
