@@ -67,9 +67,6 @@ class Cursor:
     def __repr__(self) -> str:
         return f"<Cursor {dict(self.last)!r} recovering={list(self.buffers)!r}>"
 
-    def tracks(self, group: str) -> bool:
-        return group in self.last or group in self.buffers
-
     # -- live frames ----------------------------------------------------------------------
 
     def offer(self, group: str, position: tuple[str, int], data: str | bytes) -> None:

@@ -449,3 +449,21 @@ async def test_presence_lists_and_frames_that_are_not_json_or_badly_stamped(
     [tick] = await seen(page, "*")
     assert tick["$pos"] == {"group": "g", "epoch": 5, "offset": -1}
     assert await page.evaluate("rt.positions()") == {}
+
+
+async def test_the_client_file_is_revalidated_with_its_etag_in_process() -> None:
+    from rtframe import RealtimeApp
+    from rtframe.client_js import serve_client
+    from rtframe.testing import TestClient
+
+    app = RealtimeApp()
+    assert serve_client(app, "/static/") == "/static/rtframe.js"
+    with pytest.raises(ValueError, match="must start with"):
+        serve_client(app, "static")
+    async with TestClient(app) as client:
+        first = await client.get("/static/rtframe.js")
+        assert first.status == 200 and first.headers["cache-control"] == "no-cache"
+        again = await client.get(
+            "/static/rtframe.js", headers={"if-none-match": first.headers["etag"]}
+        )
+        assert again.status == 304 and again.body == b""

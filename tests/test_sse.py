@@ -230,3 +230,36 @@ async def test_streams_match_below_the_servers_root_path() -> None:
         stream.scope["root_path"] = "/api"
         assert await stream.start() == 200
         await stream.disconnect()
+
+
+async def test_what_a_stream_cannot_carry_is_logged_not_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "rtframe")
+    app = make_app()
+    async with TestClient(app):
+        stream = SSEClient(app, "/events/r")
+        await stream.start()
+        await stream.event()
+        [session] = list(app.sessions)
+        await session.conn.send(b"\x00binary")  # SSE is text: not sent, and said so
+        await session.conn.send('{"type":"odd","$pos":{"group":"room.r"}}')  # no epoch
+        odd = await stream.event()
+        assert json.loads(odd["data"])["type"] == "odd" and odd["id"] == "{}"
+        await stream.disconnect()
+    assert "binary frame cannot go out on an SSE stream" in caplog.text
+    assert "malformed position" in caplog.text
+
+
+async def test_a_stream_opened_during_a_drain_is_told_to_come_back_later() -> None:
+    app = make_app()
+    async with TestClient(app):
+        first = SSEClient(app, "/events/r")
+        await first.start()
+        drained = asyncio.ensure_future(app.drain(1.0))
+        await first.event()  # retry
+        await first.event()  # $reconnect
+        late = SSEClient(app, "/events/r")
+        assert await late.start() == 503
+        assert "retry-after" in late.headers
+        await drained

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from rtframe._loader import load_app
 from rtframe.asyncapi import generate
-from rtframe.cli import YAML_HINT, main
+from rtframe.cli import YAML_HINT, docs_server, main
 
 from ..servers import free_port, wait_for_port
 from .checks import ROOT
@@ -139,3 +141,27 @@ def test_docs_serve() -> None:
     assert page.status_code == 200 and "ws_rooms_room_id_board.receive.Draw" in page.text
     assert root.status_code == 307 and root.headers["location"] == "/asyncapi"
     assert missing.status_code == 404
+
+
+def test_the_docs_server_answers_each_path_in_process() -> None:
+    """The handler behind `rtframe docs serve`, served from a thread (the subprocess test
+    above shows the command; this one shows each answer)."""
+    httpd = docs_server(load_app(TARGET), "127.0.0.1", 0)
+    port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base) as http:
+            doc = http.get("/asyncapi.json", headers={"Host": "docs.example:8080"}).json()
+            assert doc["servers"]["default"]["host"] == "docs.example:8080"
+            page = http.get("/asyncapi?x=1")
+            assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+            home = http.get("/", follow_redirects=False)
+            assert (home.status_code, home.headers["location"]) == (307, "/asyncapi")
+            assert http.get("/nothing").status_code == 404
+            odd = http.get("/asyncapi.json", headers={"Host": "wss://bad host"}).json()
+            assert odd["servers"]["default"]["host"] == "localhost"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
