@@ -267,3 +267,25 @@ def test_misuse_is_refused_with_clear_errors() -> None:
         load_tasks("nocolon")
     with pytest.raises(CommandError, match="neither a Tasks nor an app"):
         load_tasks("tests.tasks.test_local:Summary")
+
+
+async def test_waiting_for_a_result_times_out_and_outcome_reads_both_states() -> None:
+    tasks = Tasks()
+    release = asyncio.Event()
+
+    @tasks.task
+    async def slow() -> int:
+        await release.wait()
+        return 7
+
+    handle = await slow.aenqueue()
+    assert repr(handle) == f"<TaskHandle {handle.id}>"
+    with pytest.raises(TimeoutError, match="is still"):
+        await handle.result(timeout=0.05)
+    info, value = await handle.outcome()
+    assert info.status in (TaskStatus.READY, TaskStatus.RUNNING) and value is None
+    release.set()
+    assert await handle.result(timeout=2) == 7
+    info, value = await handle.outcome()
+    assert (info.status, value) == (TaskStatus.SUCCESSFUL, 7)
+    await tasks.shutdown()
