@@ -20,17 +20,20 @@ Life of a worker:
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from taskiq import AckableMessage
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 from taskiq.utils import maybe_awaitable
 
-from .._loader import CommandError, find_app, import_target
+from .._loader import CommandError, find_app
 from .context import Delivery, delivery
 from .core import Tasks, all_tasks
 from .local import LocalBroker
@@ -47,7 +50,22 @@ def load_tasks(target: str) -> Tasks:
     Raises:
         CommandError: malformed target, import failure, or no single `Tasks` found.
     """
-    obj = import_target(target, "myproject.tasks:tasks")
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise CommandError(
+            f"expected module:attribute (e.g. myproject.tasks:tasks), got {target!r}"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CommandError(f"cannot import module {module_name!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CommandError(f"module {module_name!r} has no attribute {attr!r}") from None
     if isinstance(obj, Tasks):
         return obj
     app = find_app(obj)
