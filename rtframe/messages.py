@@ -187,6 +187,12 @@ def encode(message: Any) -> str | bytes:
     return to_json(message).decode()
 
 
+def _encode_binary(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"a handler annotated -> bytes returned {type(value).__name__}, not bytes")
+
+
 def build_encoder(annotation: Any) -> Callable[[Any], str | bytes]:
     """Encode a handler's return value according to its return annotation."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -201,6 +207,9 @@ def build_encoder(annotation: Any) -> Callable[[Any], str | bytes]:
         return encode_model
     if annotation is Any or annotation is None:
         return encode
+    if annotation is bytes:
+        # symmetric with a `bytes` message parameter: the reply is one binary frame
+        return _encode_binary
     adapter: TypeAdapter[Any] = TypeAdapter(annotation)
 
     def encode_any(value: Any) -> str:

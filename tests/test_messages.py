@@ -181,6 +181,25 @@ async def test_bytes_handler_receives_binary_frames() -> None:
         assert (await sock.receive_json())["code"] == "unsupported_frame"
 
 
+async def test_a_handler_returning_bytes_replies_with_a_binary_frame(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ws = WebSocketRouter()
+
+    @ws.on_receive("/bin")
+    async def echo(data: bytes) -> bytes:
+        # a str where bytes were promised is the handler's bug: internal_error, logged
+        return data[::-1] if data != b"bad" else "oops"  # type: ignore[return-value]
+
+    async with TestClient(RealtimeApp([ws])).websocket("/bin") as sock:
+        await sock.send_bytes(b"abc")
+        assert await sock.receive_bytes() == b"cba"
+        with caplog.at_level(logging.ERROR, logger="rtframe"):
+            await sock.send_bytes(b"bad")
+            assert (await sock.receive_json())["code"] == "internal_error"
+        assert "returned str, not bytes" in caplog.text
+
+
 @pytest.mark.parametrize("binary", [False, True])
 async def test_oversized_frame_closes_with_1009(binary: bool) -> None:
     ws = WebSocketRouter()
