@@ -37,9 +37,11 @@ class Close(BaseModel):
 
 
 class Drain(BaseModel):
-    """Do to this connection what a draining server does: `$reconnect`, then 1012."""
+    """Do to this connection what a draining server does: `$reconnect`, then 1012
+    (unless `close` is false: a server that announced a restart and then hung)."""
 
     type: Literal["drain"] = "drain"
+    close: bool = True
 
 
 class Text(BaseModel):
@@ -88,7 +90,8 @@ async def close(msg: Close, conn: Connection) -> None:
 @ws.on_receive("/echo")
 async def drain(msg: Drain, conn: Connection) -> None:
     await conn.send({"type": "$reconnect", "after_ms": 0})
-    await conn.close(1012, "restarting")
+    if msg.close:
+        await conn.close(1012, "restarting")
 
 
 @ws.on_receive("/echo")

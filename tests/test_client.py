@@ -39,6 +39,7 @@ from rtframe.client import (
     Position,
     RecoveryNotice,
     SendBufferFull,
+    _client,
     _positions,
     connect,
     reconnects_after,
@@ -520,6 +521,39 @@ async def test_a_drain_notice_then_1012_reconnects_at_once(port: int) -> None:
         assert kinds == ["Connected"] + ["ReconnectNotice", "Disconnected", "Connected"] * 3
         await client.send(Echo(text="after the drain"))
         assert (await client.receive(Echo, timeout=5)).text == "after the drain"
+
+
+@pytest.mark.e2e
+async def test_a_drain_notice_without_the_close_reconnects_after_the_grace(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = Events()
+    async with connect(f"ws://127.0.0.1:{port}/echo", on_event=events, backoff=FAST) as client:
+        started = asyncio.get_running_loop().time()
+        await client.send(Drain(close=False))
+        await events.wait_for(Disconnected, after=1)
+        waited = asyncio.get_running_loop().time() - started
+        again = await events.wait_for(Connected, after=1)
+        assert again.reconnected
+        # not before the time the server gave plus the grace (the server never closed)
+        assert waited >= _client.RESTART_GRACE
+        assert "announced a restart but did not close" in caplog.text
+        await client.send(Echo(text="back"))
+        assert (await client.receive(Echo, timeout=5)).text == "back"
+
+
+@pytest.mark.e2e
+async def test_a_drain_notice_followed_by_the_close_cancels_the_fallback(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = Events()
+    async with connect(f"ws://127.0.0.1:{port}/echo", on_event=events, backoff=FAST) as client:
+        await client.send(Drain())
+        await events.wait_for(Connected, after=1)
+        # past the grace, the new connection is still the one in use: no second restart
+        await asyncio.sleep(_client.RESTART_GRACE + 0.5)
+        assert len(events.of(Connected)) == 2
+        assert "announced a restart" not in caplog.text
 
 
 @pytest.mark.e2e

@@ -47,6 +47,10 @@ EventHandler = Callable[[Event], Awaitable[None] | None]
 
 #: A connection that lived less than this (s) before closing counts as a failed attempt.
 STABLE_AFTER = 5.0
+#: how long past a `$reconnect` notice's `after_ms` the client waits for the server's
+#: 1012 before it closes and reconnects by itself (a server that announced a restart and
+#: then hung, or a proxy that swallowed the close)
+RESTART_GRACE = 2.0
 _CLOSED = object()  # the inbox's end marker
 
 
@@ -92,6 +96,7 @@ class Client:
         self._recover_now = False  # reconnect at once to recover what was dropped
         self._closer: asyncio.Task[None] | None = None  # that close, under way
         self._draining = False  # a `$reconnect` notice came: 1012 is expected
+        self._restart_timer: asyncio.TimerHandle | None = None  # when 1012 is overdue
         self._attempt = 0
         self._adapters: dict[Any, TypeAdapter[Any]] = {}
         self._dialed = url
@@ -141,6 +146,7 @@ class Client:
         """Close the connection and stop reconnecting; messages already received stay
         readable, then `receive()` raises `ClientClosed`."""
         self._closing = True
+        self._cancel_restart_timer()
         ws, task = self._ws, self._task
         if ws is not None:
             await ws.close(code, reason)
@@ -260,6 +266,7 @@ class Client:
             self._pending.popleft()
         self._ws = ws
         self._draining = False
+        self._cancel_restart_timer()
         await self._emit(Connected(self._dialed, reconnected))
 
     async def _run(self, ws: ClientConnection) -> None:
@@ -385,15 +392,41 @@ class Client:
             self._positions.lost(event.group, Position(event.epoch, event.offset))
         elif isinstance(event, ReconnectNotice):
             self._draining = True
+            self._cancel_restart_timer()
+            self._restart_timer = asyncio.get_running_loop().call_later(
+                max(0, event.after_ms) / 1000 + RESTART_GRACE, self._restart_overdue, ws
+            )
         await self._emit(event)
         if isinstance(event, DroppedNotice) and self._positions.last:
             self._recover(ws, f"{event.count} frames were dropped")
+
+    def _cancel_restart_timer(self) -> None:
+        if self._restart_timer is not None:
+            self._restart_timer.cancel()
+            self._restart_timer = None
+
+    def _restart_overdue(self, ws: ClientConnection) -> None:
+        self._restart_timer = None
+        if self._ws is not ws or self._closing:
+            return  # that socket is gone already
+        logger.warning(
+            "%s announced a restart but did not close the connection within %.1f s of the "
+            "time it gave; reconnecting",
+            self.url,
+            RESTART_GRACE,
+        )
+        self._reconnect_now(ws)
 
     def _recover(self, ws: ClientConnection, why: str) -> None:
         """Reconnect at once with `$since`, to get what history groups lost."""
         if self._recover_now or not self.reconnect:
             return
         logger.info("reconnecting to %s to recover history: %s", self.url, why)
+        self._reconnect_now(ws)
+
+    def _reconnect_now(self, ws: ClientConnection) -> None:
+        if self._recover_now or not self.reconnect:
+            return
         self._recover_now = True
         # closed from another task: the read loop must go on reading meanwhile, or the
         # server's close frame would wait behind the frames nobody reads (until
