@@ -20,6 +20,7 @@ declarations of the messages, made from the AsyncAPI document by Modelina throug
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
@@ -329,11 +330,20 @@ def _add_worker(commands: Any) -> None:
     work.set_defaults(run=_worker)
 
 
+def _version() -> str:
+    # the installed distribution's version: what `pip show rtframe` and a bug report name
+    try:
+        return importlib.metadata.version("rtframe")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a bare tree
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtframe",
         description="rtframe: serve realtime apps, their AsyncAPI documents and docs.",
     )
+    parser.add_argument("--version", action="version", version=f"rtframe {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run(commands)
     _add_worker(commands)
