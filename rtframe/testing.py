@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from .types import ASGIApp, Message
+from .types import ASGIApp, Message, Scope
 
 __all__ = [
     "HTTPResult",
@@ -31,6 +32,28 @@ __all__ = [
 
 async def _run(call: Awaitable[None]) -> None:
     await call
+
+
+async def _next_from_app(
+    queue: asyncio.Queue[Message],
+    task: asyncio.Task[None],
+    timeout: float,
+    waiting_for: str,
+    scope: Scope,
+) -> Message:
+    """The app's next message; if the app ends first, what it raised or an assertion
+    naming what it never sent; an assertion after `timeout` seconds."""
+    getter = asyncio.ensure_future(queue.get())
+    done, _ = await asyncio.wait({getter, task}, timeout=timeout, return_when=FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()
+    if task in done:
+        if not queue.empty():
+            return queue.get_nowait()
+        task.result()  # re-raises what the app raised
+        raise AssertionError(f"the app finished without sending {waiting_for}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {waiting_for} on {scope['path']}")
 
 
 class _CloseInfo(Exception):
@@ -131,25 +154,11 @@ class WebSocketSession:
         raise AssertionError(f"unexpected handshake answer from the app: {message!r}")
 
     async def _next(self, waiting_for: str, timeout: float | None = None) -> Message:
-        limit = self.timeout if timeout is None else timeout
         if not self._from_app.empty():
             return self._from_app.get_nowait()
         assert self._task is not None, "connect() first"
-        getter = asyncio.ensure_future(self._from_app.get())
-        done, _ = await asyncio.wait(
-            {getter, self._task}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
-        )
-        if getter in done:
-            return getter.result()
-        getter.cancel()
-        if self._task in done:
-            if not self._from_app.empty():
-                return self._from_app.get_nowait()
-            self._task.result()  # re-raises what the app raised
-            raise AssertionError(f"the app finished without sending {waiting_for}")
-        raise AssertionError(
-            f"timed out after {limit}s waiting for {waiting_for} on {self.scope['path']}"
-        )
+        limit = self.timeout if timeout is None else timeout
+        return await _next_from_app(self._from_app, self._task, limit, waiting_for, self.scope)
 
     async def _wait_app(self) -> None:
         if self._task is None:
@@ -438,20 +447,8 @@ class HTTPStream:
 
     async def _next(self, waiting_for: str) -> Message:
         assert self._task is not None
-        getter = asyncio.ensure_future(self._from_app.get())
-        done, _ = await asyncio.wait(
-            {getter, self._task}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if getter in done:
-            return getter.result()
-        getter.cancel()
-        if self._task in done:
-            if not self._from_app.empty():
-                return self._from_app.get_nowait()
-            self._task.result()  # re-raises what the app raised
-            raise AssertionError(f"the app finished without sending {waiting_for}")
-        raise AssertionError(
-            f"timed out after {self.timeout}s waiting for {waiting_for} on {self.scope['path']}"
+        return await _next_from_app(
+            self._from_app, self._task, self.timeout, waiting_for, self.scope
         )
 
     async def __aenter__(self) -> HTTPStream:
