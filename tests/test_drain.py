@@ -107,13 +107,15 @@ async def test_closes_are_spread_evenly_over_the_window() -> None:
         sockets = await open_sessions(client, 100)
         t0 = time.monotonic()
         watching = [asyncio.create_task(watch(ws, t0)) for ws in sockets]
-        await app.drain(1.0, max_share_per_second=1.0)
+        # 2 s rather than 1: a loaded machine's event-loop stalls (tens of ms) then move
+        # few closes across a fifth's border
+        await app.drain(2.0, max_share_per_second=0.5)
         seen = await asyncio.gather(*watching)
     closed = sorted(one.closed_at for one in seen)
-    # one random slot per client: every fifth of the window closes about a fifth of them
-    per_fifth = [sum(1 for t in closed if k / 5 <= t < (k + 1) / 5) for k in range(5)]
+    # one random point in its own slot per client: every fifth of the window closes a fifth
+    per_fifth = [sum(1 for t in closed if k * 0.4 <= t < (k + 1) * 0.4) for k in range(5)]
     assert max(per_fifth) <= 32 and min(per_fifth[:4]) >= 10, per_fifth
-    assert closed[-1] - closed[0] > 0.8
+    assert closed[-1] - closed[0] > 1.6
 
 
 async def test_a_short_window_wins_over_the_share_and_a_long_one_is_used_whole() -> None:
