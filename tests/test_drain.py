@@ -543,9 +543,21 @@ def test_run_passes_only_the_flags_given_to_uvicorn() -> None:
         "reload": False,
         "reload_dirs": ["src", "lib"],
         "timeout_graceful_shutdown": 5,
+        "ws_per_message_deflate": False,  # rtframe run's default, unlike uvicorn's
     }
     assert (drain_window(args), args.drain_max_share) == (30.0, 0.05)
     assert (args.drain_grace, args.drain_close_timeout) == (5.0, 2.0)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("flags", "compressed"), [([], False), (["--ws-per-message-deflate"], True)])
+async def test_run_compresses_frames_only_when_asked(flags: list[str], compressed: bool) -> None:
+    # a client offering permessage-deflate (websockets does by default, browsers too) gets
+    # it from `rtframe run` only with the flag: off, the fan-out writes each frame as is
+    with rtframe_run(*flags) as (port, _proc, _log):
+        async with connect(f"ws://127.0.0.1:{port}/ws") as sock:
+            extensions = sock.response.headers.get("Sec-WebSocket-Extensions") or ""
+            assert ("permessage-deflate" in extensions) is compressed, extensions
 
 
 def test_drain_window_is_10_s_and_0_under_reload_unless_given() -> None:
