@@ -556,6 +556,7 @@ async def test_run_compresses_frames_only_when_asked(flags: list[str], compresse
     # it from `rtframe run` only with the flag: off, the fan-out writes each frame as is
     with rtframe_run(*flags) as (port, _proc, _log):
         async with connect(f"ws://127.0.0.1:{port}/ws") as sock:
+            assert sock.response is not None
             extensions = sock.response.headers.get("Sec-WebSocket-Extensions") or ""
             assert ("permessage-deflate" in extensions) is compressed, extensions
 

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 from ..history import GapNotice, Position, RecoveryNotice
 from ..messages import DroppedNotice, ReconnectNotice
-from ._client import Client, EventHandler, connect
+from ._client import Client, EventHandler
+from ._connect import connect
 from ._policy import (
     FINAL_CLOSE_CODES,
     Backoff,
