@@ -20,7 +20,7 @@ from ._routes import CompiledRoute, RouteTable
 from ._session import HandshakeCheck, Session, SessionHost, Sessions
 from ._sweeper import Sweeper, sweep_tick
 from .connection import CLOSE_POLICY_VIOLATION, Connection, OverflowPolicy
-from .description import AppDescription
+from .description import AppDescription, ServerMessages
 from .exceptions import ConfigurationError
 from .groups import Group
 from .http import Endpoint, not_found
@@ -112,12 +112,10 @@ class RealtimeApp:
         self.sessions = Sessions()
         self._drainer = Drainer(self.sessions)
         self.fallback = http
-        self.max_message_size = max_message_size
-        self.rate_limit = rate_limit
+        self.max_message_size, self.rate_limit = max_message_size, rate_limit
         self.outbox_limit = outbox_limit
         self.overflow: OverflowPolicy = overflow
-        self.heartbeat = heartbeat
-        self.timeouts = timeouts
+        self.heartbeat, self.timeouts = heartbeat, timeouts
         self._sweeper: Sweeper | None = None
         self.title, self.version, self.description = title, version, description
         #: Replace a dependency by another in tests: `app.dependency_overrides[get_user] = fake`.
@@ -151,6 +149,7 @@ class RealtimeApp:
             self.add_handshake_check(AllowedOrigins(allowed_origins))
         self._started = False
         self._starting: asyncio.Future[None] | None = None
+        self.server_messages = ServerMessages()  # frames integrations send (rtframe.tasks)
         for router in routers:
             self.include_router(router)
         if asyncapi_path is not None or docs_path is not None:
@@ -193,7 +192,7 @@ class RealtimeApp:
 
     def describe(self) -> AppDescription:
         """A read-only description of this app and its routes (AsyncAPI, CLI, docs)."""
-        if self._description is None:
+        if self._description is None or self.server_messages.stale(self._description):
             self._description = AppDescription(
                 title=self.title,
                 version=self.version,
@@ -202,6 +201,7 @@ class RealtimeApp:
                 http_paths=tuple(self.http_routes),
                 http_routes=self.http_routes.describe(),
                 sse_routes=self._sse_table.describe(),
+                server_messages=tuple(self.server_messages),
             )
         return self._description
 

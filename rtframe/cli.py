@@ -305,7 +305,32 @@ def _worker(args: argparse.Namespace) -> int:
         queues=args.queue or [],
         grace=args.grace,
         log_level=args.log_level,
+        http_port=args.http_port,
+        http_host=args.http_host,
+        metrics=_worker_metrics() if args.http_port is not None else None,
     )
+
+
+def _worker_metrics() -> Any:
+    """`rtframe.metrics.worker_exposition`, or None without prometheus_client (the
+    worker then warns and answers /metrics with 501)."""
+    try:
+        from .metrics import worker_exposition
+    except ModuleNotFoundError as exc:
+        if exc.name != "prometheus_client":
+            raise
+        return None
+    return worker_exposition
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
+    return port
 
 
 def _add_worker(commands: Any) -> None:
@@ -335,6 +360,19 @@ def _add_worker(commands: Any) -> None:
         "--log-level",
         default="info",
         choices=("critical", "error", "warning", "info", "debug"),
+    )
+    work.add_argument(
+        "--http-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve /healthz, /readyz and /metrics (Prometheus) on this port (default: off)",
+    )
+    work.add_argument(
+        "--http-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address --http-port listens on (default 127.0.0.1)",
     )
     work.set_defaults(run=_worker)
 

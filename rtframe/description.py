@@ -7,7 +7,7 @@ impossible, so tools built on it cannot drift from what the app serves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,6 +23,8 @@ __all__ = [
     "PathParam",
     "QueryParam",
     "RouteDescription",
+    "ServerMessageDescription",
+    "ServerMessages",
 ]
 
 HandlerRole = Literal["connect", "receive", "disconnect"]
@@ -106,6 +108,46 @@ class HTTPRouteDescription:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerMessageDescription:
+    """A frame the server may send on every WebSocket route that no handler declares: an
+    integration's own (e.g. `task_progress` of `rtframe.tasks`), in `ServerMessages`."""
+
+    model: Any  #: the message's model (a Pydantic model with a `type` literal)
+    name: str  #: the operation's name in the document, e.g. "task_progress"
+    summary: str
+    description: str
+
+
+class ServerMessages:
+    """The frames integrations send on every WebSocket route of an app, which no handler
+    declares (`app.server_messages`; `Tasks(app=app)` adds `task_progress`).
+
+    Only ever added to, once per name. An `AppDescription` holds a copy: the app describes
+    itself again when a frame was added since (`stale`), so a `Tasks(app=app)` made after
+    the app was first described is in its document too.
+    """
+
+    __slots__ = ("_by_name",)
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, ServerMessageDescription] = {}
+
+    def add(self, model: Any, *, name: str, summary: str, description: str) -> None:
+        """Document `model` as the `send.<name>` operation of every WebSocket route."""
+        self._by_name.setdefault(name, ServerMessageDescription(model, name, summary, description))
+
+    def __iter__(self) -> Iterator[ServerMessageDescription]:
+        return iter(tuple(self._by_name.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def stale(self, description: AppDescription) -> bool:
+        """Whether `description` was made before the last frame was added."""
+        return len(description.server_messages) != len(self._by_name)
+
+
+@dataclass(frozen=True, slots=True)
 class AppDescription:
     """An app's metadata and its routes, sorted by path."""
 
@@ -117,3 +159,5 @@ class AppDescription:
     #: SSE endpoints (`SSERouter`): one-way streams; only `connect` is set on each
     sse_routes: tuple[RouteDescription, ...] = ()
     http_routes: tuple[HTTPRouteDescription, ...] = ()  #: sorted by path, then methods
+    #: frames an integration sends on every WebSocket route, in registration order
+    server_messages: tuple[ServerMessageDescription, ...] = ()

@@ -25,11 +25,20 @@ or the group),
 `layer_busy_total`, `layer_batches_total`, `layer_malformed_total`,
 `layer_unknown_target_total`, `layer_resubscribed_total`. Gauges: `connections`,
 `groups`, `draining`.
+
+A task worker's metrics (`rtframe worker --http-port`, `worker_exposition`), by `task`
+and `queue`: counters `tasks_received_total`, `tasks_started_total`,
+`tasks_succeeded_total`, `tasks_failed_total` (failed for good), `tasks_retried_total`,
+`tasks_dead_lettered_total`, the histogram `task_duration_seconds`; and
+`tasks_taken_over_total`, `worker_broker_losses_total`,
+`worker_broker_reconnects_total`; gauges `tasks_running`, `worker_concurrency`,
+`worker_ready`, `worker_draining`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -49,7 +58,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from .app import RealtimeApp
 from .http import Request, Response
 
-__all__ = ["AppCollector", "serve_metrics"]
+if TYPE_CHECKING:
+    # typing only: importing rtframe.tasks loads Taskiq, which an app's metrics never need
+    from .tasks.stats import Key, WorkerState
+
+__all__ = ["AppCollector", "WorkerCollector", "serve_metrics", "worker_exposition"]
 
 #: Handshakes refused by a limit of `Limits`, as `LimitStats` counts them.
 _HANDSHAKE_LIMITS = ("connections", "per_address", "handshakes")
@@ -174,3 +187,80 @@ def serve_metrics(
 
     app.add_http_route(path, metrics)
     return registry
+
+
+#: A worker's per-task counters: (`WorkerStats` attribute, metric name, help).
+_TASK_COUNTERS = (
+    ("received", "rtframe_tasks_received", "Task messages handed to this worker to run"),
+    ("started", "rtframe_tasks_started", "Task runs whose code began"),
+    ("succeeded", "rtframe_tasks_succeeded", "Task runs that returned"),
+    ("failed", "rtframe_tasks_failed", "Tasks that failed for good (no attempt left)"),
+    ("retried", "rtframe_tasks_retried", "Failed attempts sent again to run later"),
+    ("dead_lettered", "rtframe_tasks_dead_lettered", "Failed tasks added to a dead-letter place"),
+)
+
+
+def _by_task(name: str, doc: str, counts: dict[Key, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=["task", "queue"])
+    for (task, queue), value in sorted(counts.items()):
+        family.add_metric([task, queue], value)
+    return family
+
+
+class WorkerCollector(Collector):
+    """Reads one task worker's counters (`WorkerState`) each time it is scraped."""
+
+    def __init__(self, state: WorkerState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state, stats = self.state, self.state.stats
+        for attribute, name, doc in _TASK_COUNTERS:
+            yield _by_task(name, doc, getattr(stats, attribute))
+        durations = HistogramMetricFamily(
+            "rtframe_task_duration_seconds", "How long task runs took", labels=["task", "queue"]
+        )
+        for (task, queue), timings in sorted(stats.durations.items()):
+            durations.add_metric(
+                [task, queue], buckets=timings.cumulative(), sum_value=timings.total
+            )
+        yield durations
+        yield GaugeMetricFamily("rtframe_tasks_running", "Task runs in progress", stats.running)
+        yield GaugeMetricFamily(
+            "rtframe_worker_concurrency", "Task runs allowed at once", state.concurrency
+        )
+        yield GaugeMetricFamily(
+            "rtframe_worker_ready", "1 while the worker takes tasks", int(state.unready() is None)
+        )
+        yield GaugeMetricFamily(
+            "rtframe_worker_draining",
+            "1 after SIGTERM, while running tasks finish",
+            int(state.draining),
+        )
+        yield CounterMetricFamily(
+            "rtframe_tasks_taken_over",
+            "Messages taken over from a worker that died or froze",
+            stats.taken_over,
+        )
+        yield CounterMetricFamily(
+            "rtframe_worker_broker_losses",
+            "Times the broker became unreachable",
+            stats.broker_losses,
+        )
+        yield CounterMetricFamily(
+            "rtframe_worker_broker_reconnects",
+            "Times the broker answered again after it was lost",
+            stats.reconnects,
+        )
+
+
+def worker_exposition(state: WorkerState) -> Callable[[], tuple[str, bytes]]:
+    """The `/metrics` answer of a task worker: (content type, Prometheus text), read
+    from `state` at each call (`rtframe worker --http-port` serves it)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(WorkerCollector(state))
+
+    def expose() -> tuple[str, bytes]:
+        return CONTENT_TYPE_LATEST, generate_latest(registry)
+
+    return expose

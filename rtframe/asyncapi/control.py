@@ -5,7 +5,10 @@ WebSocket channel gets (an SSE endpoint's gets `streams.stream_ops` instead):
 
 - `send.error` (the error frame), `send.dropped` (`$dropped`, a slow client lost frames)
   and `send.reconnect` (`$reconnect`, the server drains);
-- the heartbeat in both directions (`$ping` / `$pong`) when its route has one.
+- the heartbeat in both directions (`$ping` / `$pong`) when its route has one;
+- the frames integrations send on any route, which no handler declares
+  (`AppDescription.server_messages`: `task_progress` once a `Tasks(app=app)` exists),
+  a `send.<name>` operation each (`server_message_ops`).
 
 What else a channel gets depends on the groups its handlers reach (broadcast to, or
 declare sends to with `@sends(..., group=g)`), the same groups whose `broadcast`
@@ -30,7 +33,7 @@ import inspect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..description import RouteDescription
+from ..description import RouteDescription, ServerMessageDescription
 from ..history import SINCE_PARAM, GapNotice, RecoveryNotice
 from ..messages import DroppedNotice, ErrorFrame, ReconnectNotice
 from ..presence import PresenceNotice
@@ -50,6 +53,7 @@ __all__ = [
     "group_ops",
     "history_of",
     "presence_events",
+    "server_message_ops",
     "since_query",
 ]
 
@@ -146,6 +150,26 @@ def common_ops(make: PayloadMaker, route: RouteDescription) -> list[OperationPla
             )
         )
     return ops
+
+
+def server_message_ops(
+    make: PayloadMaker, messages: Iterable[ServerMessageDescription], declared: Iterable[Any]
+) -> list[OperationPlan]:
+    """A `send.<name>` operation per integration frame, unless the route's handlers
+    already declare that model (`declared`: the annotations of its send operations)."""
+    seen = set(map(id, declared))
+    return [
+        OperationPlan(
+            "send",
+            message.name,
+            "send",
+            [make(message.model, "serialization", hint=names.type_name(message.model))],
+            summary=message.summary,
+            description=message.description,
+        )
+        for message in messages
+        if id(message.model) not in seen
+    ]
 
 
 def group_ops(

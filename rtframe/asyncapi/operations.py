@@ -131,6 +131,10 @@ class Collector:
             channel.ops += streams.stream_ops(self.payload)
         else:
             channel.ops += control.common_ops(self.payload, route)
+            sent = [p.annotation for op in channel.ops if op.action == "send" for p in op.payloads]
+            channel.ops += control.server_message_ops(
+                self.payload, self.description.server_messages, sent
+            )
         channel.ops += control.group_ops(self.payload, channel.groups.values(), stream=stream)
         channel.security = self.security(route, every)
         channel.query = [

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..app import RealtimeApp
     from ..groups import Group
     from ..layers.base import Position
+    from .stats import Key, WorkerStats
 
 __all__ = ["Delivery", "TaskContext", "TaskHost", "current_task", "delivery", "worker_id"]
 
@@ -79,9 +80,12 @@ class TaskHost(Protocol):
 
     broker: AsyncBroker
     app: RealtimeApp | None
+    stats: WorkerStats
     _running: dict[str, TaskContext]
 
     def find(self, name: str) -> Any: ...
+
+    def stat_key(self, name: str, labels: dict[str, Any]) -> Key: ...
 
     def queue_key(self, queue: str) -> str: ...
 

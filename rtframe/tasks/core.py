@@ -27,7 +27,8 @@ from ._sync import Portal
 from .handle import TaskHandle
 from .lifecycle import Lifecycle
 from .local import LocalBroker
-from .records import TaskInfo, TaskNotFoundError
+from .records import TaskInfo, TaskNotFoundError, TaskProgressFrame
+from .stats import Key, WorkerStats
 from .task import Backoff, Task, runner
 
 if TYPE_CHECKING:
@@ -93,9 +94,19 @@ class Tasks:
         self._started = False
         self._portal: Portal | None = None
         self._warned_no_app = False
+        #: counters of the tasks run in this process (`rtframe worker --http-port`
+        #: serves them at /metrics)
+        self.stats = WorkerStats()
         if app is not None:
             app.on_startup(self.startup)
             app.on_shutdown(self.shutdown)
+            # its connections may get task_progress frames: the AsyncAPI document says so
+            app.server_messages.add(
+                TaskProgressFrame,
+                name="task_progress",
+                summary="Tell the connection that enqueued a task how it is going.",
+                description=_PROGRESS_DOC,
+            )
         _alive.add(self)
 
     def __repr__(self) -> str:
@@ -209,6 +220,12 @@ class Tasks:
     def queue_key(self, queue: str) -> str:
         """The engine's name of `queue` (a stream key on Redis)."""
         return f"{self.prefix}:{queue}"
+
+    def stat_key(self, name: str, labels: dict[str, Any]) -> Key:
+        """The (task, queue) labels of a message's counters; the queue without the prefix."""
+        queue = str(labels.get("queue_name") or "")
+        start = f"{self.prefix}:"
+        return name, queue[len(start) :] if queue.startswith(start) else queue or "default"
 
     def queues(self) -> list[str]:
         """The queues of the registered tasks, default first."""
@@ -326,6 +343,19 @@ class Tasks:
 
     def _take(self, task_id: str) -> _ctx.TaskContext | None:
         return self._running.pop(task_id, None)
+
+
+_PROGRESS_DOC = (
+    "Sent to a connection whose handler enqueued a task with `.using(notify=conn)`, at "
+    "each step of the task's life: `ready` once enqueued again for a retry (after a "
+    "failed attempt), `running` when an attempt starts and at each "
+    "`current_task().progress(value)`, then `successful` with `result` (the task's JSON "
+    "return value) or `failed` with `error` (the exception's class name only; the "
+    "message and traceback stay in the task's status record). `task_id` names the task "
+    "(the same for every attempt), `attempt` the run the frame is about. Frames are at "
+    "most once (a connection that closed, or a server that cannot reach the messaging "
+    "layer, misses them): read the task's status by id when it matters."
+)
 
 
 async def _call(fn: Callable[[AsyncBroker], Awaitable[R]], broker: AsyncBroker) -> R:

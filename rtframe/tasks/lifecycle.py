@@ -28,6 +28,7 @@ from taskiq.kicker import AsyncKicker
 
 from .context import TaskContext, TaskHost, delivery, logger, replace, worker_id
 from .records import TaskInfo, TaskStatus
+from .stats import count
 from .task import ATTEMPT, ENQUEUED, NOTIFY, WORKERS, error_fields
 
 __all__ = ["Lifecycle"]
@@ -57,6 +58,14 @@ class Lifecycle(TaskiqMiddleware):
             arguments=dict(message.kwargs.get("arguments") or {}),
             workers=(worker_id(),),
         )
+
+    async def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        if self.tasks.find(message.task_name) is not None:
+            count(self.tasks.stats.received, self._key(message))
+        return message
+
+    def _key(self, message: TaskiqMessage) -> tuple[str, str]:
+        return self.tasks.stat_key(message.task_name, message.labels)
 
     async def on_error(
         self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
@@ -94,6 +103,7 @@ class Lifecycle(TaskiqMiddleware):
         labels["delay"] = delay
         kicker: AsyncKicker[Any, Any] = AsyncKicker(message.task_name, self.broker, labels)
         await kicker.with_task_id(message.task_id).kiq(*message.args, **message.kwargs)
+        count(self.tasks.stats.retried, self._key(message))
         result.error = NoResultError()  # no result for this attempt: the next one decides
 
     async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
@@ -123,9 +133,11 @@ class Lifecycle(TaskiqMiddleware):
                 info.error_type,
                 info.error,
             )
+            count(self.tasks.stats.failed, self._key(message))
             await self._dead_letter(message, info)
         else:
             info = replace(info, status=TaskStatus.SUCCESSFUL, finished_at=now)
+            count(self.tasks.stats.succeeded, self._key(message))
         await self.tasks._record(info, self.broker)
         await self.tasks._notify(info, result.return_value)
 
@@ -141,3 +153,4 @@ class Lifecycle(TaskiqMiddleware):
             return
         queue = str(message.labels.get("queue_name") or "")
         await keep(queue, self.broker.formatter.dumps(message).message, info)
+        count(self.tasks.stats.dead_lettered, self._key(message))

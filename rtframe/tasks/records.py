@@ -15,7 +15,7 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..exceptions import RtframeError
 
@@ -87,19 +87,30 @@ class TaskProgressFrame(BaseModel):
     """The frame a connection that enqueued a task (`notify=`) receives at each step.
 
     `status` is a `TaskStatus` value; `progress` the last reported progress (None: none
-    reported); `attempt` the run it is about; `result` is present once the task
+    reported); `attempt` the run it is about; `result` is set once the task
     succeeded (its JSON value); `error` names the exception class once it failed for
     good (never its message or traceback: those stay in the status record).
     """
 
     type: Literal["task_progress"] = "task_progress"
-    task_id: str
-    task: str
-    status: Literal["ready", "running", "successful", "failed"]
-    progress: float | None = None
-    attempt: int = 1
-    result: Any = None
-    error: str | None = None
+    task_id: str = Field(description="The task's id: the same for every attempt.")
+    task: str = Field(description="The task's registered name.")
+    status: Literal["ready", "running", "successful", "failed"] = Field(
+        description="`ready`: waiting for a retry; `running`: an attempt runs; "
+        "`successful` and `failed` are final."
+    )
+    progress: float | None = Field(
+        default=None, description="The last value the task reported; null: none yet."
+    )
+    attempt: int = Field(default=1, ge=1, description="The attempt this frame is about (1 first).")
+    result: Any = Field(
+        default=None, description="The task's JSON return value once `successful`; else null."
+    )
+    error: str | None = Field(
+        default=None,
+        description="The exception's class name once `failed`; else null (no message, no "
+        "traceback: they stay in the task's status record).",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from .context import delivery, logger
 from .records import DeadLetter, TaskInfo
+from .stats import WorkerState
 
 __all__ = ["StreamBroker", "stream_broker"]
 
@@ -127,6 +128,9 @@ class StreamBroker(RedisStreamBroker):
         self.dead_letter_size = dead_letter_size
         #: messages this worker took and has not acknowledged: stream -> ids
         self.held: dict[str, set[str]] = {}
+        #: a worker's readiness and counters (`rtframe worker` sets it): told when Redis
+        #: answers or fails, and of every message taken over
+        self.worker_state: WorkerState | None = None
         self._chores: asyncio.Task[None] | None = None
 
     def _redis(self) -> Redis:
@@ -217,6 +221,8 @@ class StreamBroker(RedisStreamBroker):
                         count=self.count,
                         block=self.block,
                     )
+                    if self.worker_state is not None:
+                        self.worker_state.broker_up()
                     for key, entries in fetched or ():
                         for entry_id, fields in entries:
                             waiting.append((*self._hold(key, entry_id), fields[b"data"]))
@@ -235,6 +241,8 @@ class StreamBroker(RedisStreamBroker):
                             if not fields:
                                 continue  # deleted while pending: nothing left to run
                             name, entry = self._hold(stream, entry_id)
+                            if self.worker_state is not None:
+                                self.worker_state.stats.taken_over += 1
                             logger.warning(
                                 "taking over task message %s of %s: not renewed for %.1fs (its "
                                 "worker died or froze, or could not save its outcome)",
@@ -281,6 +289,11 @@ class StreamBroker(RedisStreamBroker):
                     await self.renew()
             except (RedisError, OSError) as exc:
                 logger.warning("task worker chores failed (Redis: %s); retrying", exc)
+                if self.worker_state is not None:
+                    self.worker_state.broker_down(f"{type(exc).__name__}: {exc}")
+            else:
+                if self.worker_state is not None:
+                    self.worker_state.broker_up()
             await asyncio.sleep(self.poll_interval)
 
     async def move_due(self) -> int:

@@ -26,6 +26,7 @@ from ..exceptions import ConfigurationError
 from . import context as _ctx
 from .handle import TaskHandle
 from .records import TaskInfo, TaskStatus
+from .stats import count
 
 __all__ = [
     "ATTEMPT",
@@ -194,14 +195,22 @@ class Task(Generic[P, R]):
             )
         await self.tasks._notify(info)
         token = _ctx.enter(ctx)
+        stats, key = self.tasks.stats, self.tasks.stat_key(self.name, labels)
+        began = time.monotonic()
         try:
             values = self._model.model_validate(arguments)
             kwargs = {name: getattr(values, name) for name in self._params}
             fn: Any = self.fn
-            if self.is_async:
-                result = await fn(**kwargs)
-            else:
-                result = await asyncio.to_thread(fn, **kwargs)
+            count(stats.started, key)
+            stats.running += 1
+            try:
+                if self.is_async:
+                    result = await fn(**kwargs)
+                else:
+                    result = await asyncio.to_thread(fn, **kwargs)
+            finally:
+                stats.running -= 1
+                stats.observe(key, time.monotonic() - began)
         finally:
             _ctx.leave(token)
         return self._returns.dump_python(result, mode="json")

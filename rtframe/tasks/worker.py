@@ -15,6 +15,11 @@ Life of a worker:
    `grace` seconds, hand back the messages taken but not started (Redis Streams), stop
    the app. A task still running after `grace` is cancelled and, never acknowledged, is
    taken over by another worker. A second signal stops at once.
+
+With `--http-port`, the worker also serves `/healthz`, `/readyz` and `/metrics` from
+this process (`rtframe.tasks.health`): bound before anything starts, so a port in use
+fails the command at once; ready once started and while its broker answers; unready
+from the first signal on.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,10 +42,15 @@ from taskiq.utils import maybe_awaitable
 from .._loader import CommandError, find_app
 from .context import Delivery, delivery
 from .core import Tasks, all_tasks
+from .health import METRICS_MISSING, Exposition, HealthServer
 from .local import LocalBroker
 from .redis import StreamBroker
+from .stats import WorkerState
 
-__all__ = ["load_tasks", "run_worker"]
+__all__ = ["MetricsFactory", "load_tasks", "run_worker"]
+
+#: Makes the /metrics exposition of a worker from its state (`rtframe.metrics`).
+MetricsFactory = Callable[[WorkerState], Exposition]
 
 logger = logging.getLogger("rtframe.tasks")
 
@@ -87,12 +98,19 @@ async def run_worker(
     queues: list[str] | None = None,
     grace: float = 30.0,
     stop: asyncio.Event | None = None,
+    http_port: int | None = None,
+    http_host: str = "127.0.0.1",
+    metrics: MetricsFactory | None = None,
 ) -> None:
     """Run `tasks` until `stop` is set (or SIGTERM/SIGINT arrives when `stop` is None).
 
+    With `http_port` (0: any free port), serve `/healthz`, `/readyz` and `/metrics` on
+    `http_host`; `metrics` makes the exposition (None: `/metrics` answers 501, and a
+    WARNING says so now).
+
     Raises:
         CommandError: the tasks run in-process (`LocalBroker`): there is nothing to
-            listen to, or a bad setting.
+            listen to; a bad setting; the health address cannot be listened on.
     """
     broker = tasks.broker
     if isinstance(broker, LocalBroker):
@@ -108,21 +126,49 @@ async def run_worker(
         broker.additional_streams = {tasks.queue_key(q): ">" for q in names[1:]}
         broker.count = broker.unacknowledged_batch_size = concurrency
     broker.is_worker_process = True
+    state = WorkerState(tasks.stats, concurrency)
+    if isinstance(broker, StreamBroker):
+        broker.worker_state = state
+    health: HealthServer | None = None
+    served = ""
+    if http_port is not None:
+        if metrics is None:
+            logger.warning("%s: GET /metrics answers 501 until it is", METRICS_MISSING)
+        health = HealthServer(state, metrics(state) if metrics is not None else None)
+        served = f", health and metrics on {await health.start(http_host, http_port)}"
+    try:
+        await _work(tasks, state, concurrency, grace, stop, served)
+    finally:
+        if health is not None:
+            await health.close()
+
+
+async def _work(
+    tasks: Tasks,
+    state: WorkerState,
+    concurrency: int,
+    grace: float,
+    stop: asyncio.Event | None,
+    served: str,
+) -> None:
+    broker = tasks.broker
     finish = asyncio.Event()
-    _install_signals(finish, stop)
+    _install_signals(finish, stop, state)
     app = tasks.app
     if app is not None:
         await app.startup()  # its startup hooks start the tasks' broker
     await tasks.startup()
+    state.started = True
     print(
         f"rtframe worker: ready, pid {os.getpid()}, {len(tasks.tasks)} task(s), "
-        f"concurrency {concurrency}",
+        f"concurrency {concurrency}{served}",
         flush=True,
     )
     try:
         with ThreadPoolExecutor(max_workers=concurrency) as executor:
-            await _listen(tasks, executor, concurrency, grace, finish)
+            await _listen(tasks, state, executor, concurrency, grace, finish)
     finally:
+        state.draining = True  # also when the listening ended on its own
         if isinstance(broker, StreamBroker):
             try:
                 moved = await broker.hand_back()
@@ -139,6 +185,7 @@ async def run_worker(
 
 async def _listen(
     tasks: Tasks,
+    state: WorkerState,
     executor: ThreadPoolExecutor,
     concurrency: int,
     grace: float,
@@ -155,10 +202,13 @@ async def _listen(
             ack_type=AcknowledgeType.WHEN_SAVED,
             wait_tasks_timeout=grace,
         )
+        if not isinstance(tasks.broker, StreamBroker):
+            state.broker_up()  # only the Redis Streams engine says when it answers again
         try:
             await receiver.listen(finish)
             return
         except Exception as exc:  # the broker's connection failed: Redis down, restarting
+            state.broker_down(_reason(exc))
             logger.warning(
                 "task worker lost its broker (%s); listening again in %.1fs", _reason(exc), pause
             )
@@ -197,10 +247,10 @@ class _Receiver(Receiver):
                 await maybe_awaitable(message.ack())
 
 
-def _install_signals(finish: asyncio.Event, stop: asyncio.Event | None) -> None:
+def _install_signals(finish: asyncio.Event, stop: asyncio.Event | None, state: WorkerState) -> None:
     loop = asyncio.get_running_loop()
     if stop is not None:
-        _relays.add(loop.create_task(_relay(stop, finish)))
+        _relays.add(loop.create_task(_relay(stop, finish, state)))
         return
     main = asyncio.current_task()
 
@@ -214,6 +264,7 @@ def _install_signals(finish: asyncio.Event, stop: asyncio.Event | None) -> None:
             "%s: finishing running tasks (up to the grace period), taking no new ones",
             signal.Signals(signum).name,
         )
+        state.draining = True  # /readyz says so from now on
         finish.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -223,22 +274,43 @@ def _install_signals(finish: asyncio.Event, stop: asyncio.Event | None) -> None:
 _relays: set[asyncio.Task[None]] = set()
 
 
-async def _relay(stop: asyncio.Event, finish: asyncio.Event) -> None:
+async def _relay(stop: asyncio.Event, finish: asyncio.Event, state: WorkerState) -> None:
     try:
         await stop.wait()
+        state.draining = True
         finish.set()
     finally:
         _relays.discard(asyncio.current_task())
 
 
-def main(target: str, *, concurrency: int, queues: list[str], grace: float, log_level: str) -> int:
+def main(
+    target: str,
+    *,
+    concurrency: int,
+    queues: list[str],
+    grace: float,
+    log_level: str,
+    http_port: int | None = None,
+    http_host: str = "127.0.0.1",
+    metrics: MetricsFactory | None = None,
+) -> int:
     """The `rtframe worker` command (see `rtframe.cli`)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     tasks = load_tasks(target)
     try:
-        asyncio.run(run_worker(tasks, concurrency=concurrency, queues=queues or None, grace=grace))
+        asyncio.run(
+            run_worker(
+                tasks,
+                concurrency=concurrency,
+                queues=queues or None,
+                grace=grace,
+                http_port=http_port,
+                http_host=http_host,
+                metrics=metrics,
+            )
+        )
     except asyncio.CancelledError:
         return 1
     return 0
