@@ -1,8 +1,9 @@
 """Django integration: users and sessions as dependencies, guards, Origin checks, mounting.
 
     # myproject/asgi.py
+    import rtframe.django                       # at any time: needs no configured Django
     django_app = get_asgi_application()
-    from chat.realtime import app as realtime
+    from chat.realtime import app as realtime   # after: create_app reads the settings
     application = rtframe.django.mount(realtime, django_app)
 
     # chat/realtime.py

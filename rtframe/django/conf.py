@@ -1,7 +1,10 @@
 """rtframe's Django settings: the `RTFRAME` dict in the project's settings module.
 
     RTFRAME = {
-        "LAYER": {"URL": "redis://127.0.0.1:6379/0"},  # absent or URL None: in-memory
+        "LAYER": {                                      # absent or URL None: in-memory
+            "URL": "redis://127.0.0.1:6379/0",
+            "OPTIONS": {"prefix": "myproject"},         # RedisLayer's keyword arguments
+        },
         "MAX_MESSAGE_SIZE": 64 * 1024,                  # bytes; larger frames close with 1009
         "OUTBOX_LIMIT": 256,                            # frames queued for a slow client
         "OVERFLOW": "drop_oldest",                      # or "close"
@@ -16,6 +19,7 @@ Settings are read when they are used (the app is created, a handshake is checked
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -74,9 +78,15 @@ def layer_from_settings(conf: Mapping[str, Any] | None = None) -> Layer:
     """Build the layer `RTFRAME["LAYER"]` describes.
 
     `{"URL": "redis://..."}` gives a `RedisLayer` (imported only then, so the in-memory
-    default needs no Redis client); no `LAYER`, or a `URL` of None or `"memory://"`, gives
-    an `InMemoryLayer`; `{"BACKEND": "dotted.path.Layer", "OPTIONS": {...}}` builds any
-    other layer class with those keyword arguments.
+    default needs no Redis client), with `OPTIONS` as its keyword arguments (`prefix`,
+    which starts every Redis key and channel name, `ping_interval`, ...); no `LAYER`, or
+    a `URL` of None or `"memory://"`, gives an `InMemoryLayer` (one process: `OPTIONS`
+    are not used); `{"BACKEND": "dotted.path.Layer", "OPTIONS": {...}}` builds any other
+    layer class with those keyword arguments.
+
+    Raises:
+        ConfigurationError: an unknown key, a URL scheme rtframe has no layer for, or
+            `OPTIONS` the layer class does not take.
     """
     conf = rtframe_settings() if conf is None else conf
     layer = conf.get("LAYER") or {}
@@ -86,28 +96,47 @@ def layer_from_settings(conf: Mapping[str, Any] | None = None) -> Layer:
     if unknown:
         raise ConfigurationError(
             f'settings.RTFRAME["LAYER"] has unknown key(s) {", ".join(unknown)}; '
-            "use URL, or BACKEND with OPTIONS"
+            "use URL, or BACKEND, with OPTIONS for the layer's keyword arguments "
+            '(the Redis key prefix: {"URL": "redis://...", "OPTIONS": {"prefix": "myproject"}})'
         )
-    options = dict(layer.get("OPTIONS") or {})
+    options = layer.get("OPTIONS") or {}
+    if not isinstance(options, Mapping):
+        raise ConfigurationError(
+            'settings.RTFRAME["LAYER"]["OPTIONS"] must be a dict of the layer\'s keyword '
+            'arguments, such as {"prefix": "myproject"}'
+        )
+    options = dict(options)
     backend = layer.get("BACKEND")
     if backend:
         cls = import_string(backend)
         if layer.get("URL"):
             options["url"] = layer["URL"]
-        built = cls(**options)
+        built = _build(cls, options, backend)
         if not isinstance(built, Layer):
             raise ConfigurationError(f"{backend} is not an rtframe Layer")
         return built
     url = layer.get("URL")
     if not url or url == "memory://":
-        return InMemoryLayer()
+        return InMemoryLayer()  # one process, no shared namespace: OPTIONS mean nothing
     if url.startswith(("redis://", "rediss://", "unix://")):
         # Imported by name, and only here: the in-memory default needs no Redis client.
         redis_layer: type[Layer] = import_string("rtframe.layers.redis.RedisLayer")
-        return redis_layer(url, **options)  # type: ignore[call-arg]
+        built_redis: Layer = _build(redis_layer, {"url": url, **options}, "RedisLayer")
+        return built_redis
     raise ConfigurationError(
         f'settings.RTFRAME["LAYER"]["URL"] = {url!r}: use redis://, rediss://, unix:// or memory://'
     )
+
+
+def _build(cls: Any, options: dict[str, Any], name: str) -> Any:
+    """`cls(**options)`, with a misspelt option reported as the setting it came from."""
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as exc:
+        raise ConfigurationError(
+            f'settings.RTFRAME["LAYER"]["OPTIONS"] does not fit {name}: {exc}'
+        ) from None
+    return cls(**options)
 
 
 def create_app(

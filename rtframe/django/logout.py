@@ -287,12 +287,15 @@ _settings_layer: dict[str, Layer] = {}
 
 def _publish_from_settings(frame: str) -> int:
     conf = rtframe_settings()
-    url = (conf.get("LAYER") or {}).get("URL")
+    described = conf.get("LAYER") or {}
+    url = described.get("URL")
     if not url or not str(url).startswith(("redis://", "rediss://", "unix://")):
         return 0  # in-memory: every socket lives in a process that runs the app
-    layer = _settings_layer.get(url)
+    # one layer per description: the same URL with another prefix is another namespace
+    key = repr(sorted((str(k), repr(v)) for k, v in described.items()))
+    layer = _settings_layer.get(key)
     if layer is None:
-        layer = _settings_layer[url] = layer_from_settings(conf)
+        layer = _settings_layer[key] = layer_from_settings(conf)
     try:
         return int(_publish_sync(layer, frame))
     except Exception as exc:

@@ -1,12 +1,14 @@
 """Settings of the chat example: a plain Django project plus the `RTFRAME` dict.
 
 Environment variables: `DJANGO_CHAT_DB` (sqlite file, default db.sqlite3 here),
-`REDIS_URL` (use the Redis layer, for several server processes), `RTFRAME_PREFIX` (its
-channel prefix), `DJANGO_DEBUG=0`.
+`REDIS_URL` (use the Redis layer, for several server processes, and run the tasks in
+`rtframe worker` processes), `RTFRAME_PREFIX` (the prefix of its channels and keys, the
+tasks' too), `DJANGO_DEBUG=0`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -29,6 +31,9 @@ INSTALLED_APPS = [
     "rtframe.django",
     "chatsite.chat",
 ]
+if importlib.util.find_spec("django.tasks") is None:
+    # Django 4.2-5.x: Django's Tasks API comes from the django-tasks backport
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -91,6 +96,15 @@ RTFRAME = {
     },
     "MAX_MESSAGE_SIZE": 16 * 1024,
     "TITLE": "Django chat",
+}
+
+# Django's standard `@task` functions (chat/tasks.py) run on rtframe's task engine: in
+# the server process without REDIS_URL, in `rtframe worker` processes with it.
+TASKS = {
+    "default": {
+        "BACKEND": "rtframe.django.tasks.RtframeTaskBackend",
+        "OPTIONS": {"TASKS": "chatsite.chat.realtime.tasks"},  # the rtframe Tasks
+    }
 }
 
 LOGGING = {

@@ -1,7 +1,8 @@
 """The chat's WebSocket side: one route per room, messages saved and broadcast.
 
 The browser opens `/ws/chat/<room>` with its Django session cookie; rtframe hands the
-logged-in user to each handler as a typed parameter.
+logged-in user to each handler as a typed parameter. "Summarise" starts a Django task
+(`chat/tasks.py`) through the Tasks engine made here, which `settings.TASKS` names.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from django.conf import settings
 from pydantic import BaseModel, Field
 
 from rtframe import Connection, Group, HistoryPolicy, Reject, WebSocketRouter
 from rtframe.client_js import serve_client
 from rtframe.django import LoginRequired, VerifiedUser, create_app, database_sync_to_async
+from rtframe.django.tasks import register
+from rtframe.tasks import Tasks
 
 from .models import Message, Room
+from .tasks import summarise_room
 
 ws = WebSocketRouter()
 # One group per room, named from the path parameter. It keeps its last 300 messages for
@@ -84,7 +89,43 @@ async def say(msg: Say, room: str, user: VerifiedUser) -> Said:
     return await save_message(room, user.pk, msg.text)
 
 
+class Summarise(BaseModel):
+    """The page's "Summarise" button: `{"type": "summarise"}`."""
+
+    type: Literal["summarise"] = "summarise"
+
+
+class SummaryStarted(BaseModel):
+    """The reply to the asker; `task_progress` frames about `task_id` follow."""
+
+    type: Literal["summary_started"] = "summary_started"
+    task_id: str
+
+
+@ws.on_receive("/ws/chat/{room}")
+async def summarise(
+    msg: Summarise, conn: Connection, room: str, user: VerifiedUser
+) -> SummaryStarted:
+    # Enqueued here rather than from a view: this handler knows the socket that asked,
+    # which is where the progress goes, and the page needs no extra request. Django's
+    # own API (`aenqueue`) sends it through settings.TASKS to the engine below.
+    result = await summarise_room.aenqueue(room, conn.id, user.get_username())
+    return SummaryStarted(task_id=result.id)
+
+
 app = create_app([ws])  # layer and limits come from settings.RTFRAME
+
+# The engine Django's tasks travel through (settings.TASKS names it). Without Redis they
+# run in this process; with REDIS_URL, in `rtframe worker chatsite.asgi:application`
+# processes, and reach the browsers through the app's Redis layer all the same.
+_layer = settings.RTFRAME.get("LAYER") or {}
+if _layer.get("URL"):
+    # its keys beside the layer's, under the project's prefix (RTFRAME_PREFIX)
+    _prefix = (_layer.get("OPTIONS") or {}).get("prefix", "rtframe")
+    tasks = Tasks.redis(_layer["URL"], app=app, prefix=f"{_prefix}:tasks")
+else:
+    tasks = Tasks(app=app)
+register(tasks)  # a worker that imports only this module runs Django's tasks too
 serve_client(app)  # the browser client the room page imports: /rtframe/rtframe.js
 
 # Prometheus metrics at /metrics, served beside Django (rtframe.metrics; the `metrics` extra).
