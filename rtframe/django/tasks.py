@@ -17,11 +17,20 @@ one rtframe task (`RUNNER`) whose arguments name it (its module path) and carry 
 arguments; the worker imports it and calls it (a sync function in a thread). Statuses,
 times, errors (exception path and traceback) and worker ids come from rtframe's status
 record. `run_after` is supported (a delayed task); priorities are not.
+
+Django's `enqueue` has no place to name a connection, so `notify(conn)` does it around
+the call: `with notify(conn): await summarise.aenqueue(room)` pushes the task's
+`task_progress` frames (each `current_task().progress()`, then its outcome) to `conn`,
+from whichever worker runs it. The frames name the rtframe task that runs Django tasks
+(`RUNNER`); their `task_id` is the Django result's id.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import import_string
@@ -46,7 +55,7 @@ else:
 from ..tasks import Tasks, TaskStatus, current_task
 from ..tasks.records import TaskInfo, TaskNotFoundError
 
-__all__ = ["RUNNER", "RtframeTaskBackend", "register", "run_django_task"]
+__all__ = ["RUNNER", "RtframeTaskBackend", "notify", "register", "run_django_task"]
 
 #: The rtframe task that runs Django tasks.
 RUNNER = "rtframe.django.tasks.run"
@@ -57,6 +66,22 @@ _STATUS = {
     TaskStatus.SUCCESSFUL: TaskResultStatus.SUCCESSFUL,
     TaskStatus.FAILED: TaskResultStatus.FAILED,
 }
+
+
+#: the connection (or its id) that Django tasks enqueued in this context report to
+_asker: ContextVar[Any] = ContextVar("rtframe_django_tasks_notify", default=None)
+
+
+@contextmanager
+def notify(connection: Any) -> Iterator[None]:
+    """Within the block, Django tasks enqueued on this backend push their `task_progress`
+    frames to `connection` (a `Connection` or a connection id), as
+    `Task.using(notify=connection)` does for rtframe's own tasks."""
+    token = _asker.set(connection)
+    try:
+        yield
+    finally:
+        _asker.reset(token)
 
 
 def register(tasks: Tasks, *, retries: int = 0) -> None:
@@ -154,7 +179,7 @@ class RtframeTaskBackend(BaseTaskBackend):
 
     def _call(self, task: Any) -> Any:
         runner = self.tasks.tasks[RUNNER]
-        return runner.using(eta=task.run_after, queue=task.queue_name)
+        return runner.using(eta=task.run_after, queue=task.queue_name, notify=_asker.get())
 
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         self.validate_task(task)

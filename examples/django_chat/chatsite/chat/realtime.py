@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from rtframe import Connection, Group, HistoryPolicy, Reject, WebSocketRouter
 from rtframe.client_js import serve_client
 from rtframe.django import LoginRequired, VerifiedUser, create_app, database_sync_to_async
-from rtframe.django.tasks import register
+from rtframe.django.tasks import notify, register
 from rtframe.tasks import Tasks
 
 from .models import Message, Room
@@ -108,8 +108,10 @@ async def summarise(
 ) -> SummaryStarted:
     # Enqueued here rather than from a view: this handler knows the socket that asked,
     # which is where the progress goes, and the page needs no extra request. Django's
-    # own API (`aenqueue`) sends it through settings.TASKS to the engine below.
-    result = await summarise_room.aenqueue(room, conn.id, user.get_username())
+    # own API (`aenqueue`) sends it through settings.TASKS to the engine below;
+    # `notify(conn)` names the socket its `task_progress` frames go to.
+    with notify(conn):
+        result = await summarise_room.aenqueue(room, user.get_username())
     return SummaryStarted(task_id=result.id)
 
 
