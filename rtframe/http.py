@@ -272,10 +272,14 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class HTMLResponse(Response):
+    """A response whose body is HTML (`text/html; charset=utf-8`)."""
+
     media_type = "text/html; charset=utf-8"
 
 
 class JSONResponse(Response):
+    """A response whose body is `content` encoded as JSON (`application/json`)."""
+
     media_type = "application/json"
 
     def __init__(

@@ -17,8 +17,9 @@ they cost no parsing; a route cannot declare a message of its own of those types
 
 Timeouts: `handshake` bounds the connect handler and its dependencies (a refused
 handshake, logged); `idle` closes a connection that sent no message (control frames do not
-count) for that long, with 4003; `handler` bounds one receive handler: past it the handler
-is cancelled and the client gets an `handler_timeout` error frame.
+count) for that long, with 4003; `handler` bounds one receive handler: past it the client
+gets a `handler_timeout` error frame and the log a warning, and the handler is not
+cancelled: its answer, if any, follows when it finishes.
 """
 
 from __future__ import annotations
