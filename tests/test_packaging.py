@@ -248,3 +248,72 @@ def test_the_lock_matches_pyproject() -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, f"uv.lock is stale (scripts/lock updates it):\n{done.stderr}"
+
+
+# ---- the tutorial's first step, in a new project on the installed wheel -------------
+
+
+@pytest.fixture(scope="session")
+def tutorial_step_1(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """A new Django project: a clean virtualenv with `rtframe[django,server]` from the
+    wheel, and the files step 1 of the tutorial writes (its `# file:` blocks)."""
+    from .docs.snippets import parse
+
+    base = tmp_path_factory.mktemp("tutorial")
+    venv, workdir = base / "venv", base / "mysite"
+    workdir.mkdir()
+    _run(sys.executable, "-m", "venv", venv)
+    # Django's version as the lock pins it (requirements/dev.txt is the whole lock exported)
+    install: list[str | Path] = [UV, "pip", "install", "--python", venv / "bin" / "python",
+               "-c", ROOT / "requirements" / "dev.txt", f"rtframe[django,server] @ {dists.wheel.as_uri()}"]  # fmt: skip
+    offline = subprocess.run([*install, "--offline"], capture_output=True, text=True, timeout=300)
+    if offline.returncode != 0:
+        print(f"uv pip install --offline failed, installing from the index:\n{offline.stderr}")
+        _run(*install)
+    page = parse((ROOT / "docs" / "tutorial" / "1-project.md").read_text(), "1-project.md")
+    written = [b.file for b in page.blocks if b.file and b.file != "try_chat.py"]
+    for block in page.blocks:
+        if block.file in written:
+            assert block.file is not None
+            (workdir / block.file).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / block.file).write_text(block.code)
+    assert {"manage.py", "mysite/settings.py", "mysite/asgi.py", "chat/realtime.py"} <= set(written)
+    project = Installed(venv, workdir)
+    for command in (["check"], ["migrate", "-v", "0"]):
+        done = project.run(project.bin("python"), "manage.py", *command)
+        assert done.returncode == 0, f"manage.py {command[0]}:\n{done.stdout}\n{done.stderr}"
+    return project
+
+
+@pytest.fixture(scope="session")
+def tutorial_server(tutorial_step_1: Installed) -> Iterator[int]:
+    """Step 1's project served by the uvicorn of its virtualenv, as the tutorial says."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [tutorial_step_1.bin("uvicorn"), "mysite.asgi:application", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=tutorial_step_1.workdir, env=_clean_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+async def test_a_new_project_runs_the_tutorials_first_step_from_the_wheel(
+    tutorial_server: int,
+) -> None:
+    origin = {"Origin": f"http://127.0.0.1:{tutorial_server}"}
+    url = f"ws://127.0.0.1:{tutorial_server}/ws/chat/lobby"
+    async with connect(url, additional_headers=origin) as ws:
+        await ws.send(json.dumps({"type": "say", "text": "hello"}))
+        said = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert said == {"type": "said", "text": "hello"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{tutorial_server}") as client:
+        page = await client.get("/")  # Django's view, beside the realtime app
+        assert page.status_code == 200

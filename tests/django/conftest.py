@@ -121,7 +121,9 @@ def serve_example(redis_url: str | None, room: str, processes: int = 1) -> Itera
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
             "DJANGO_CHAT_DB": str(Path(tmp) / "chat.sqlite3"),
         }
-        env.pop("REDIS_URL", None)
+        # empty, not absent: the server's environment is os.environ updated with this one,
+        # and scripts/test exports REDIS_URL; the example reads "" as the in-memory layer
+        env["REDIS_URL"] = ""
         if redis_url:
             env["REDIS_URL"] = redis_url
             # its own channels: other test runs may share this Redis (and users' ids)

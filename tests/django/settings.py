@@ -10,3 +10,8 @@ globals().update({k: v for k, v in vars(import_module("chatsite.settings")).item
 # Hashing with PBKDF2's full iteration count would dominate the run.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING: dict[str, object] = {"version": 1, "disable_existing_loggers": False}
+
+# In-process tests run the example on the in-memory layer and the in-process task engine,
+# whatever REDIS_URL says (scripts/test exports it): the same run here and in CI. Tests
+# that want Redis serve the example from a subprocess given REDIS_URL (conftest.py).
+RTFRAME = {**globals()["RTFRAME"], "LAYER": {}}

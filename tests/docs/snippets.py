@@ -228,6 +228,9 @@ def _run_python(page: Page, workdir: Path, outcome: Outcome) -> None:
         [str(workdir), str(ROOT), env.get("PYTHONPATH", "")]
     ).rstrip(os.pathsep)
     env.pop("PYTEST_CURRENT_TEST", None)
+    # a page starts from a reader's shell, not from what earlier tests left in this one
+    # (importing the Django example sets DJANGO_SETTINGS_MODULE in this process)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
     try:
         proc = subprocess.run(
             [sys.executable, str(DRIVER), str(spec)],
