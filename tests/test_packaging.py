@@ -21,6 +21,7 @@ import tarfile
 import tomllib
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,9 @@ class Installed:
 
 def _clean_env() -> dict[str, str]:
     # nothing of the test's own environment that would put the source tree on the path
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # nor what earlier tests left in it (importing the Django example sets its settings)
+    unwanted = ("PYTHONPATH", "VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE")
+    env = {k: v for k, v in os.environ.items() if k not in unwanted}
     env["PYTHONNOUSERSITE"] = "1"
     return env
 
@@ -94,22 +97,45 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
     return Dists(wheel, sdist)
 
 
-@pytest.fixture(scope="session")
-def installed(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    base = tmp_path_factory.mktemp("user")
-    venv, workdir = base / "venv", base / "project"
+def _install(wheel: Path, extras: str, constraints: str, base: Path, project: str) -> Installed:
+    """A clean virtualenv in `base` with `rtframe[extras]` from `wheel`, at the versions
+    `requirements/<constraints>.txt` (uv.lock exported) pins; an empty project folder."""
+    venv, workdir = base / "venv", base / project
     workdir.mkdir()
     _run(sys.executable, "-m", "venv", venv)
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
-    # the lock's versions (requirements/chat.txt is uv.lock exported for server and redis)
     install: list[str | Path] = [UV, "pip", "install", "--python", venv / "bin" / "python",
-               "-c", ROOT / "requirements" / "chat.txt", f"rtframe[server] @ {dists.wheel.as_uri()}"]  # fmt: skip
+               "-c", ROOT / "requirements" / f"{constraints}.txt", f"rtframe[{extras}] @ {wheel.as_uri()}"]  # fmt: skip
     # the packages scripts/test installed are in uv's cache: no download unless it is cold
     offline = subprocess.run([*install, "--offline"], capture_output=True, text=True, timeout=300)
     if offline.returncode != 0:
         print(f"uv pip install --offline failed, installing from the index:\n{offline.stderr}")
         _run(*install)
     return Installed(venv, workdir)
+
+
+@contextmanager
+def _serving(command: list[str | Path], cwd: Path, env: dict[str, str]) -> Iterator[int]:
+    """`command` and `--port N` running in `cwd` until the block ends; yields N."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*command, "--port", str(port)], cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def installed(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    # requirements/chat.txt: the lock exported for the server and redis extras
+    return _install(dists.wheel, "server", "chat", tmp_path_factory.mktemp("user"), "project")
 
 
 def test_the_wheel_holds_every_file_of_the_package_and_its_metadata(dists: Dists) -> None:
@@ -170,20 +196,16 @@ def served_chat(installed: Installed) -> Iterator[int]:
     (installed.workdir / "served.py").write_text(
         "from rtframe.client_js import serve_client\n\nfrom chat import app\n\nserve_client(app)\n"
     )
-    port = free_port()
     env = {**_clean_env(), "PYTHONPATH": str(installed.workdir)}
-    proc = subprocess.Popen(
-        [installed.bin("rtframe"), "run", "served:app", "--port", str(port), "--log-level", "warning"],
-        cwd=installed.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, proc)
+    command: list[str | Path] = [
+        installed.bin("rtframe"),
+        "run",
+        "served:app",
+        "--log-level",
+        "warning",
+    ]
+    with _serving(command, installed.workdir, env) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 async def test_the_installed_package_serves_the_readme_chat(served_chat: int) -> None:
@@ -259,17 +281,10 @@ def tutorial_step_1(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> I
     wheel, and the files step 1 of the tutorial writes (its `# file:` blocks)."""
     from .docs.snippets import parse
 
+    # requirements/dev.txt, the whole lock exported, pins Django too
     base = tmp_path_factory.mktemp("tutorial")
-    venv, workdir = base / "venv", base / "mysite"
-    workdir.mkdir()
-    _run(sys.executable, "-m", "venv", venv)
-    # Django's version as the lock pins it (requirements/dev.txt is the whole lock exported)
-    install: list[str | Path] = [UV, "pip", "install", "--python", venv / "bin" / "python",
-               "-c", ROOT / "requirements" / "dev.txt", f"rtframe[django,server] @ {dists.wheel.as_uri()}"]  # fmt: skip
-    offline = subprocess.run([*install, "--offline"], capture_output=True, text=True, timeout=300)
-    if offline.returncode != 0:
-        print(f"uv pip install --offline failed, installing from the index:\n{offline.stderr}")
-        _run(*install)
+    project = _install(dists.wheel, "django,server", "dev", base, "mysite")
+    workdir = project.workdir
     page = parse((ROOT / "docs" / "tutorial" / "1-project.md").read_text(), "1-project.md")
     written = [b.file for b in page.blocks if b.file and b.file != "try_chat.py"]
     for block in page.blocks:
@@ -278,7 +293,6 @@ def tutorial_step_1(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> I
             (workdir / block.file).parent.mkdir(parents=True, exist_ok=True)
             (workdir / block.file).write_text(block.code)
     assert {"manage.py", "mysite/settings.py", "mysite/asgi.py", "chat/realtime.py"} <= set(written)
-    project = Installed(venv, workdir)
     for command in (["check"], ["migrate", "-v", "0"]):
         done = project.run(project.bin("python"), "manage.py", *command)
         assert done.returncode == 0, f"manage.py {command[0]}:\n{done.stdout}\n{done.stderr}"
@@ -288,21 +302,11 @@ def tutorial_step_1(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="session")
 def tutorial_server(tutorial_step_1: Installed) -> Iterator[int]:
     """Step 1's project served by the uvicorn of its virtualenv, as the tutorial says."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [tutorial_step_1.bin("uvicorn"), "mysite.asgi:application", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=tutorial_step_1.workdir, env=_clean_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, proc)
+    command: list[str | Path] = [tutorial_step_1.bin("uvicorn"), "mysite.asgi:application"]
+    with _serving(
+        [*command, "--log-level", "warning"], tutorial_step_1.workdir, _clean_env()
+    ) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 async def test_a_new_project_runs_the_tutorials_first_step_from_the_wheel(
