@@ -136,6 +136,7 @@ class StreamBroker(RedisStreamBroker):
         #: answers or fails, and of every message taken over
         self.worker_state: WorkerState | None = None
         self._chores: asyncio.Task[None] | None = None
+        self._stopping = False  # shutdown asked the chores to end
         self._client: Redis | None = None
 
     @contextlib.asynccontextmanager
@@ -153,11 +154,15 @@ class StreamBroker(RedisStreamBroker):
     async def startup(self) -> None:
         await super().startup()
         if self.is_worker_process and self._chores is None:
+            self._stopping = False
             self._chores = asyncio.get_running_loop().create_task(self._chore_loop())
 
     async def shutdown(self) -> None:
         chores, self._chores = self._chores, None
         if chores is not None:
+            # the flag as well as the cancel: a cancel that lands inside a Redis command
+            # can be absorbed there (seen: the loop went on and shutdown waited forever)
+            self._stopping = True
             chores.cancel()
             await asyncio.gather(chores, return_exceptions=True)
         await super().shutdown()
@@ -292,7 +297,7 @@ class StreamBroker(RedisStreamBroker):
     async def _chore_loop(self) -> None:
         renew_every = self.idle_timeout / 4000
         last_renewal = time.monotonic()
-        while True:
+        while not self._stopping:
             try:
                 await self.move_due()
                 if time.monotonic() - last_renewal >= renew_every:

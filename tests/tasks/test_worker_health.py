@@ -204,7 +204,10 @@ async def test_readyz_is_503_during_the_sigterm_grace_while_a_task_runs(
     assert during["rtframe_worker_draining"] == 1
     assert during["rtframe_tasks_running"] == 1
     release(redis_url, prefix, "g")
-    assert await asyncio.to_thread(worker.proc.wait, 20) == 0, worker.output
+    try:
+        assert await asyncio.to_thread(worker.proc.wait, 20) == 0, worker.output
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the worker did not stop:\n{worker.output}") from None
     assert await handle.result(timeout=5) == "g"
 
 
