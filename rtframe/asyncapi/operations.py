@@ -217,12 +217,14 @@ class Collector:
             )
             use.sources.append(f"the return value of `{name}`")
         else:
+            frame = "a binary frame" if returns is bytes else "its return value"
             op.reply.append(
                 self.payload(
                     returns,
                     "serialization",
                     hint=names.message_hint(returns, f"{names.camel(name)}Reply"),
-                    note=f"The answer of `{name}` to its sender (its return value).",
+                    note=f"The answer of `{name}` to its sender ({frame}).",
+                    binary=returns is bytes,
                 )
             )
         return op

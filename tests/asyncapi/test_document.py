@@ -414,3 +414,20 @@ def test_django_chat_example() -> None:
     assert doc["operations"][f"{channel}.receive.Say"]["messages"] == msgs(channel, "Say")
     for op in doc["operations"].values():
         assert op["security"] == SECURED
+
+
+def test_a_bytes_reply_is_a_binary_message() -> None:
+    from rtframe import RealtimeApp, WebSocketRouter
+    from rtframe.asyncapi import generate
+
+    ws = WebSocketRouter()
+
+    @ws.on_receive("/bin")
+    async def echo(data: bytes) -> bytes:
+        return data[::-1]
+
+    reply = generate(RealtimeApp([ws]))["components"]["messages"]["EchoReply"]
+    assert reply["contentType"] == "application/octet-stream"
+    assert reply["summary"].endswith("echo` to its sender (a binary frame).")
+    doc = generate(RealtimeApp([ws]))
+    assert doc["components"]["schemas"]["EchoReply"] == {"type": "string", "format": "binary"}
