@@ -14,7 +14,7 @@ from typing import Any
 
 from .app import RealtimeApp
 
-__all__ = ["CommandError", "find_app", "load_app"]
+__all__ = ["CommandError", "find_app", "import_target", "load_app"]
 
 _MAX_DEPTH = 16
 
@@ -34,17 +34,15 @@ def find_app(obj: Any) -> RealtimeApp | None:
     return None
 
 
-def load_app(target: str) -> RealtimeApp:
-    """Import `module:attr` (attr may be dotted) and find the RealtimeApp it names.
+def import_target(target: str, example: str = "myproject.asgi:application") -> Any:
+    """Import `module:attr` (attr may be dotted) and return the object it names.
 
     Raises:
-        CommandError: the target is malformed, cannot be imported, or holds no RealtimeApp.
+        CommandError: the target is malformed or cannot be imported.
     """
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
-        raise CommandError(
-            f"expected module:attribute (e.g. myproject.asgi:application), got {target!r}"
-        )
+        raise CommandError(f"expected module:attribute (e.g. {example}), got {target!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -56,6 +54,16 @@ def load_app(target: str) -> RealtimeApp:
             obj = getattr(obj, part)
         except AttributeError:
             raise CommandError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def load_app(target: str) -> RealtimeApp:
+    """Import `module:attr` and find the RealtimeApp it names.
+
+    Raises:
+        CommandError: the target is malformed, cannot be imported, or holds no RealtimeApp.
+    """
+    obj = import_target(target)
     found = find_app(obj)
     if found is None:
         raise CommandError(

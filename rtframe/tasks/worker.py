@@ -25,21 +25,18 @@ from the first signal on.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import signal
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from taskiq import AckableMessage
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 from taskiq.utils import maybe_awaitable
 
-from .._loader import CommandError, find_app
+from .._loader import CommandError, find_app, import_target
 from .context import Delivery, delivery
 from .core import Tasks, all_tasks
 from .health import METRICS_MISSING, Exposition, HealthServer
@@ -61,22 +58,7 @@ def load_tasks(target: str) -> Tasks:
     Raises:
         CommandError: malformed target, import failure, or no single `Tasks` found.
     """
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise CommandError(
-            f"expected module:attribute (e.g. myproject.tasks:tasks), got {target!r}"
-        )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CommandError(f"cannot import module {module_name!r}: {exc}") from exc
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise CommandError(f"module {module_name!r} has no attribute {attr!r}") from None
+    obj = import_target(target, example="myproject.tasks:tasks")
     if isinstance(obj, Tasks):
         return obj
     app = find_app(obj)
