@@ -76,3 +76,20 @@ async def test_an_app_crash_surfaces_in_the_test() -> None:
         async with TestClient(app()).websocket("/crash") as sock:
             await sock.send_json({})
             await sock.receive_json()
+
+
+async def test_receiving_the_wrong_kind_of_frame_fails_and_names_it() -> None:
+    async with TestClient(app()).websocket("/t") as ws:
+        await ws.send_json({"type": "ping"})
+        with pytest.raises(AssertionError, match="expected a binary frame"):
+            await ws.receive_bytes()  # the pong is text
+    ws_app = WebSocketRouter()
+
+    @ws_app.on_receive("/b")
+    async def echo(data: bytes) -> bytes:
+        return data
+
+    async with TestClient(RealtimeApp([ws_app])).websocket("/b") as ws:
+        await ws.send_bytes(b"x")
+        with pytest.raises(AssertionError, match="expected a text frame"):
+            await ws.receive_text()

@@ -148,12 +148,7 @@ class WebSocketSession:
             WebSocketClosed: the app closed the connection instead.
             AssertionError: the next frame is binary, or none came within the timeout.
         """
-        message = await self.receive(timeout)
-        if message["type"] == "websocket.close":
-            raise WebSocketClosed(self.close_code or 1000, self.close_reason)
-        if message.get("text") is None:
-            raise AssertionError(f"expected a text frame, got {message!r}")
-        return str(message["text"])
+        return str(await self._frame("text", timeout))
 
     async def receive_bytes(self, timeout: float | None = None) -> bytes:
         """The next binary frame the app sent.
@@ -162,12 +157,17 @@ class WebSocketSession:
             WebSocketClosed: the app closed the connection instead.
             AssertionError: the next frame is text, or none came within the timeout.
         """
+        return bytes(await self._frame("bytes", timeout))
+
+    async def _frame(self, kind: str, timeout: float | None) -> Any:
+        """The payload of the next frame, which must be of `kind` ("text" or "bytes")."""
         message = await self.receive(timeout)
         if message["type"] == "websocket.close":
             raise WebSocketClosed(self.close_code or 1000, self.close_reason)
-        if message.get("bytes") is None:
-            raise AssertionError(f"expected a binary frame, got {message!r}")
-        return bytes(message["bytes"])
+        if message.get(kind) is None:
+            frame = "text" if kind == "text" else "binary"
+            raise AssertionError(f"expected a {frame} frame, got {message!r}")
+        return message[kind]
 
     async def receive_json(self, timeout: float | None = None) -> Any:
         """The next text frame the app sent, decoded from JSON."""
