@@ -39,7 +39,7 @@ from ..messages import DroppedNotice, ErrorFrame, ReconnectNotice
 from ..presence import PresenceNotice
 from ..timing import HeartbeatPing, HeartbeatPong
 from . import names
-from .plans import GroupUse, OperationPlan, PayloadMaker, QueryField
+from .plans import GroupUse, OperationPlan, PayloadMaker, QueryField, notice
 from .schema import Schema
 
 if TYPE_CHECKING:
@@ -78,11 +78,10 @@ def presence_events(group: Group) -> bool:
 def common_ops(make: PayloadMaker, route: RouteDescription) -> list[OperationPlan]:
     """The frames every channel can carry: errors, `$dropped`, `$reconnect`, heartbeat."""
     ops = [
-        OperationPlan(
-            "send",
+        notice(
+            make,
             "error",
-            "send",
-            [make(ErrorFrame, "serialization", hint="ErrorFrame")],
+            ErrorFrame,
             summary="Tell the sender its message could not be handled.",
             description=(
                 "Sent for a frame that is not JSON, does not match any message schema, "
@@ -90,11 +89,10 @@ def common_ops(make: PayloadMaker, route: RouteDescription) -> list[OperationPla
                 "The connection stays open."
             ),
         ),
-        OperationPlan(
-            "send",
+        notice(
+            make,
             "dropped",
-            "send",
-            [make(DroppedNotice, "serialization", hint="DroppedNotice")],
+            DroppedNotice,
             summary="Tell a slow client how many frames it did not get.",
             description=(
                 "Under the `drop_oldest` overflow policy, a client that reads more slowly "
@@ -105,11 +103,10 @@ def common_ops(make: PayloadMaker, route: RouteDescription) -> list[OperationPla
                 "first missing offset."
             ),
         ),
-        OperationPlan(
-            "send",
+        notice(
+            make,
             "reconnect",
-            "send",
-            [make(ReconnectNotice, "serialization", hint="ReconnectNotice")],
+            ReconnectNotice,
             summary="Tell every client to reconnect: the server is draining.",
             description=(
                 "On a graceful shutdown (`rtframe run` got SIGTERM, or `app.drain()`) "
@@ -159,13 +156,13 @@ def server_message_ops(
     already declare that model (`declared`: the annotations of its send operations)."""
     seen = set(map(id, declared))
     return [
-        OperationPlan(
-            "send",
+        notice(
+            make,
             message.name,
-            "send",
-            [make(message.model, "serialization", hint=names.type_name(message.model))],
+            message.model,
             summary=message.summary,
             description=message.description,
+            hint=names.type_name(message.model),
         )
         for message in messages
         if id(message.model) not in seen
@@ -187,11 +184,10 @@ def group_ops(
     ops = []
     if plain:
         ops.append(
-            OperationPlan(
-                "send",
+            notice(
+                make,
                 "gap",
-                "send",
-                [make(GapNotice, "serialization", hint="GapNotice")],
+                GapNotice,
                 summary="Tell a member of a group without history that it may have missed "
                 "messages.",
                 description=(
@@ -204,11 +200,10 @@ def group_ops(
         )
     if kept:
         ops.append(
-            OperationPlan(
-                "send",
+            notice(
+                make,
                 "recovery",
-                "send",
-                [make(RecoveryNotice, "serialization", hint="RecoveryNotice")],
+                RecoveryNotice,
                 summary="Say whether the messages a client missed in a history group follow.",
                 description=(
                     f"Sent when the {joins} a history group named in {named}, "
@@ -223,11 +218,10 @@ def group_ops(
         )
     if present:
         ops.append(
-            OperationPlan(
-                "send",
+            notice(
+                make,
                 "presence",
-                "send",
-                [make(PresenceNotice, "serialization", hint="PresenceNotice")],
+                PresenceNotice,
                 summary="Tell the members of a group with presence events who joined or left.",
                 description=(
                     "Joins and leaves of one server's members within a short window come in "

@@ -112,3 +112,17 @@ class GroupUse:
     group: Group
     payloads: list[Payload] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+
+
+def notice(
+    make: PayloadMaker,
+    name: str,
+    model: type[Any],
+    summary: str,
+    description: str | None = None,
+    hint: str | None = None,
+) -> OperationPlan:
+    """`send.<name>`: one kind of frame the server sends, `model`, whose schema is named
+    after it (`hint`, default the class name) wherever it appears."""
+    payload = make(model, "serialization", hint=hint or model.__name__)
+    return OperationPlan("send", name, "send", [payload], summary=summary, description=description)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from ..description import RouteDescription
 from ..messages import CloseNotice, ReconnectNotice
 from . import names
-from .plans import OperationPlan, Payload, PayloadMaker
+from .plans import OperationPlan, Payload, PayloadMaker, notice
 from .schema import HTTP_BINDING_VERSION, Message, Schema
 
 __all__ = [
@@ -164,11 +164,10 @@ def open_op(
 def stream_ops(make: PayloadMaker) -> list[OperationPlan]:
     """The events every stream can get from rtframe itself: `$reconnect`, `$close`."""
     return [
-        OperationPlan(
-            "send",
+        notice(
+            make,
             "reconnect",
-            "send",
-            [make(ReconnectNotice, "serialization", hint="ReconnectNotice")],
+            ReconnectNotice,
             summary="Tell every stream to reconnect: the server is draining.",
             description=(
                 "On a graceful shutdown (`rtframe run` got SIGTERM, or `app.drain()`) each "
@@ -177,11 +176,10 @@ def stream_ops(make: PayloadMaker) -> list[OperationPlan]:
                 "server. A stream opened while the server drains is refused with 503."
             ),
         ),
-        OperationPlan(
-            "send",
+        notice(
+            make,
             "close",
-            "send",
-            [make(CloseNotice, "serialization", hint="CloseNotice")],
+            CloseNotice,
             summary="End the stream: the last event says why.",
             description=(
                 "Every stream the server ends gets this event, then the response ends. "
