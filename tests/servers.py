@@ -45,13 +45,26 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.
     raise RuntimeError(f"uvicorn did not listen on port {port} within {timeout}s")
 
 
+def with_env(changes: Mapping[str, str | None] | None) -> dict[str, str]:
+    """This process's environment with `changes` applied (None: remove the variable)."""
+    env = dict(os.environ)
+    for name, value in (changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
 @contextmanager
 def uvicorn_process(
-    app: str, *, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+    app: str, *, env: Mapping[str, str | None] | None = None, args: tuple[str, ...] = ()
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """Run `uvicorn <app>` on a free loopback port; yields (port, process), stops it afterwards.
 
-    The process is exposed so a test can kill it the hard way; stopping an already dead
+    Its environment is this process's updated with `env`, where None removes a variable
+    (REDIS_URL, which scripts/test exports, for a server meant to run in memory). The
+    process is exposed so a test can kill it the hard way; stopping an already dead
     process is fine.
     """
     port = free_port()
@@ -60,7 +73,7 @@ def uvicorn_process(
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=with_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -81,7 +94,7 @@ def uvicorn_process(
 
 @contextmanager
 def uvicorn_server(
-    app: str, *, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+    app: str, *, env: Mapping[str, str | None] | None = None, args: tuple[str, ...] = ()
 ) -> Iterator[int]:
     """Run `uvicorn <app>` on a free loopback port; yields the port."""
     with uvicorn_process(app, env=env, args=args) as (port, _):

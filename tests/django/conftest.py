@@ -121,9 +121,7 @@ def serve_example(redis_url: str | None, room: str, processes: int = 1) -> Itera
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
             "DJANGO_CHAT_DB": str(Path(tmp) / "chat.sqlite3"),
         }
-        # empty, not absent: the server's environment is os.environ updated with this one,
-        # and scripts/test exports REDIS_URL; the example reads "" as the in-memory layer
-        env["REDIS_URL"] = ""
+        env.pop("REDIS_URL", None)
         if redis_url:
             env["REDIS_URL"] = redis_url
             # its own channels: other test runs may share this Redis (and users' ids)
@@ -141,7 +139,10 @@ def serve_example(redis_url: str | None, room: str, processes: int = 1) -> Itera
             ports = tuple(
                 servers.enter_context(
                     uvicorn_server(
-                        "chatsite.asgi:application", env=env, args=("--app-dir", str(EXAMPLE))
+                        "chatsite.asgi:application",
+                        # no REDIS_URL unless given (scripts/test exports one): in memory
+                        env={"REDIS_URL": None, **env},
+                        args=("--app-dir", str(EXAMPLE)),
                     )
                 )
                 for _ in range(processes)
