@@ -129,3 +129,41 @@ async def test_a_retry_that_could_not_be_enqueued_leaves_the_message_to_run_agai
     assert "handling a task message failed" in caplog.text
     assert "taking over task message" in caplog.text
     assert stream_length(redis_url, tasks.queue_key("default")) == 0
+
+
+class AbsorbingChores(StreamBroker):
+    """A chore that swallows the first cancel, as a Redis command interrupted mid-reply can."""
+
+    chores_run = 0
+    absorbed = False
+    running: asyncio.Event
+
+    async def move_due(self) -> int:
+        self.chores_run += 1
+        self.running.set()
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            if self.absorbed:
+                raise
+            self.absorbed = True
+        return 0
+
+
+async def test_shutdown_ends_the_chores_even_when_a_command_absorbs_the_cancel(
+    redis_url: str, prefix: str
+) -> None:
+    broker = AbsorbingChores(
+        redis_url, queue_name=f"{prefix}:default", idle_timeout=10_000, poll_interval=0.01
+    )
+    broker.is_worker_process = True
+    broker.running = asyncio.Event()
+    await broker.startup()
+    await asyncio.wait_for(broker.running.wait(), 5)
+    # a cancel alone would leave the loop going, and shutdown waiting for it
+    stopping = asyncio.ensure_future(broker.shutdown())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done, "shutdown is still waiting for the chores"
+    runs = broker.chores_run
+    await asyncio.sleep(0.3)
+    assert broker.chores_run == runs  # and nothing runs after it
